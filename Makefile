@@ -1,0 +1,44 @@
+# Two commands matter: `make demo` and `make test`. Everything else is a step they share.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+# llama.cpp compiles once (about 10 min on 2 cores); pip caches the wheel afterwards.
+export CMAKE_BUILD_PARALLEL_LEVEL := 2
+
+.PHONY: install demo test test-fast browser bench eval clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip wheel
+	# torch first, pinned: anything else would pull several GB of CUDA wheels.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium and ChromeDriver for the web page test (never a browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+
+demo: install
+	$(BIN)/rag ingest seeds
+	$(BIN)/rag ask "Who has led ISIS-K since 2020?"
+
+test: install browser
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not llm and not server"
+
+eval: install
+	$(BIN)/rag eval
+
+bench: install
+	$(BIN)/rag bench
+
+clean:
+	rm -rf .rag .pytest_cache

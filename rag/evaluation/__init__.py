@@ -1,0 +1,1 @@
+"""Evaluation: gold sets, deterministic metrics, runs, reports and the regression gate."""

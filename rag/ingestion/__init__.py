@@ -1,0 +1,1 @@
+"""Turning files into cleaned, chunked, embedded records in the vector store."""

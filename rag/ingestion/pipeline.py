@@ -1,0 +1,276 @@
+"""Ingest files into the chunk store: idempotent, incremental, and safe to kill midway.
+
+Order of writes for a changed document: upsert the new chunks (ids carry the new content hash),
+then delete the old ones. A run killed at any point leaves either the old version, the new
+version, or both partially; the next run sees the document is not complete and redoes it.
+Deterministic ids mean nothing is ever duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from rag.embedding import Embedder, get_embedder
+from rag.errors import DocumentError
+from rag.ingestion.chunking import Chunk, chunk_text
+from rag.ingestion.cleaning import CleanText, clean_text
+from rag.ingestion.metadata import derive_author, derive_title, doc_id_for
+from rag.ingestion.readers import is_supported, read_document
+from rag.retrieval.retriever import build_bm25
+from rag.settings import Settings
+from rag.store import ChunkStore, chunk_id
+
+log = logging.getLogger(__name__)
+# Bump when cleaning or chunking rules change so unchanged files are re-processed once.
+PIPELINE_VERSION = "1"
+
+
+@dataclass
+class SourceFile:
+    path: Path
+    doc_id: str
+
+
+@dataclass
+class PreparedDocument:
+    """A document cleaned and chunked, ready to embed."""
+
+    doc_id: str
+    source: str
+    title: str
+    author: str | None
+    content_hash: str
+    clean: CleanText
+    chunks: list[Chunk]
+
+    def metadata(self, chunk: Chunk) -> dict[str, Any]:
+        start, end = self.clean.source_span(chunk.start, chunk.end)
+        meta: dict[str, Any] = {
+            "doc_id": self.doc_id,
+            "title": self.title,
+            "source": self.source,
+            "chunk_index": chunk.index,
+            "n_chunks": len(self.chunks),
+            "start": start,
+            "end": end,
+            "content_hash": self.content_hash,
+        }
+        if self.author:
+            meta["author"] = self.author
+        return meta
+
+    def ids(self) -> list[str]:
+        return [chunk_id(self.doc_id, self.content_hash, c.index, len(self.chunks)) for c in self.chunks]
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    chunks_written: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.pruned)
+
+    def summary(self) -> str:
+        if not self.changed and not self.failed:
+            return f"nothing to do: {len(self.unchanged)} document(s) unchanged"
+        parts = [
+            f"{len(self.added)} added",
+            f"{len(self.updated)} updated",
+            f"{len(self.unchanged)} unchanged",
+            f"{len(self.pruned)} pruned",
+            f"{len(self.failed)} failed",
+            f"{self.chunks_written} chunks written in {self.seconds:.1f}s",
+        ]
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("added", "updated", "unchanged", "pruned", "failed", "chunks_written", "seconds")}
+
+
+def discover(paths: Sequence[Path]) -> list[SourceFile]:
+    """Supported files under ``paths`` (folders recursively), each with its doc id."""
+    found: dict[Path, SourceFile] = {}
+    for given in paths:
+        if not given.exists():
+            raise DocumentError(f"path not found: {given}")
+        root = given.resolve() if given.is_dir() else given.resolve().parent
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if given.is_dir() else [given.resolve()]
+        for path in files:
+            if is_supported(path) and not any(part.startswith(".") for part in path.relative_to(root).parts):
+                found.setdefault(path, SourceFile(path, doc_id_for(path, root)))
+            elif given.is_file():
+                raise DocumentError(f"unsupported file type: {given}")
+    return list(found.values())
+
+
+def content_hash(data: bytes, settings: Settings) -> str:
+    """Hash of the bytes and of everything that shapes the chunks: equal hash, equal chunks."""
+    digest = hashlib.sha256(data)
+    digest.update(f"|v{PIPELINE_VERSION}|{settings.chunk_size}|{settings.chunk_overlap}|{settings.embed_title}".encode())
+    return digest.hexdigest()
+
+
+def prepare(data: bytes, name: str, doc_id: str, source: str, digest: str, embedder: Embedder, settings: Settings) -> PreparedDocument:
+    """Read, clean and chunk one document."""
+    raw = read_document(data, name)
+    clean = clean_text(raw.text)
+    if not clean.text.strip():
+        raise DocumentError(f"{name!r} has no text to index")
+    title = derive_title(clean.text, raw.title)
+    chunks = chunk_text(clean.text, embedder.encode, settings.chunk_size, settings.chunk_overlap, embedder.max_tokens)
+    return PreparedDocument(doc_id, source, title, derive_author(clean.text, title), digest, clean, chunks)
+
+
+class Ingestor:
+    """Writes prepared documents into the store in embedding batches."""
+
+    def __init__(self, settings: Settings, store: ChunkStore | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.store = store or ChunkStore(settings)
+        self.embedder = embedder or get_embedder(settings)
+
+    def ingest_paths(self, paths: Sequence[Path], prune: bool = False, progress: bool = False) -> IngestReport:
+        """Ingest files and folders; with ``prune``, drop documents whose source file is gone."""
+        started = time.perf_counter()
+        report = IngestReport()
+        files = discover(paths)
+        states = self.store.doc_states()
+        with tqdm(total=len(files), desc="ingest", unit="file", disable=not progress, leave=False) as bar:
+            docs = self._changed_documents(files, states, report, bar)
+            report.chunks_written += self._write(docs, states, report)
+        if prune:
+            self._prune({f.doc_id for f in files}, states, report)
+        self._finish(report, started)
+        return report
+
+    def ingest_bytes(self, data: bytes, name: str, doc_id: str, source: str) -> IngestReport:
+        """Ingest one document given as bytes (an upload); ``source`` is where it is kept."""
+        started = time.perf_counter()
+        report = IngestReport()
+        if len(data) > self.settings.max_upload_bytes:
+            raise DocumentError(f"{name!r} is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
+        states = {d: s for d, s in self.store.doc_states().items() if d == doc_id}
+        digest = content_hash(data, self.settings)
+        if doc_id in states and states[doc_id].is_complete(digest):
+            report.unchanged.append(doc_id)
+        else:
+            doc = prepare(data, name, doc_id, source, digest, self.embedder, self.settings)
+            (report.updated if doc_id in states else report.added).append(doc_id)
+            report.chunks_written += self._write(iter([doc]), states, report)
+        self._finish(report, started)
+        return report
+
+    def delete(self, doc_id: str) -> int:
+        """Remove every chunk of a document; returns how many were removed."""
+        ids = self.store.ids_of_doc(doc_id)
+        self.store.delete_ids(ids)
+        if ids:
+            self.rebuild_bm25()
+        return len(ids)
+
+    def rebuild_bm25(self) -> None:
+        build_bm25(self.store).save(self.settings.bm25_dir)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _changed_documents(self, files: list[SourceFile], states: dict, report: IngestReport, bar: tqdm) -> Iterator[PreparedDocument]:
+        for source in files:
+            try:
+                data = source.path.read_bytes()
+                if len(data) > self.settings.max_upload_bytes:
+                    raise DocumentError(f"{source.path.name} is {len(data)} bytes; limit {self.settings.max_upload_bytes}")
+                digest = content_hash(data, self.settings)
+                state = states.get(source.doc_id)
+                if state is not None and state.is_complete(digest):
+                    report.unchanged.append(source.doc_id)
+                    continue
+                doc = prepare(data, source.path.name, source.doc_id, str(source.path), digest, self.embedder, self.settings)
+            except (DocumentError, OSError) as exc:
+                report.failed[str(source.path)] = str(exc)
+                log.warning("document skipped", extra={"path": str(source.path), "error": str(exc)})
+                continue
+            finally:
+                bar.update(1)
+            (report.updated if source.doc_id in states else report.added).append(source.doc_id)
+            yield doc
+
+    def _write(self, docs: Iterator[PreparedDocument], states: dict, report: IngestReport) -> int:
+        """Embed and upsert in batches across documents; retire a document's old chunks once its new ones are in."""
+        batch: list[tuple[PreparedDocument, Chunk, str]] = []
+        pending: dict[str, int] = {}  # doc_id -> chunks not yet written
+        written = 0
+
+        def flush() -> None:
+            nonlocal written
+            if not batch:
+                return
+            vectors = self.embedder.embed([self._embed_text(d, c) for d, c, _ in batch])
+            self.store.upsert([cid for _, _, cid in batch], vectors, [c.text for _, c, _ in batch], [d.metadata(c) for d, c, _ in batch])
+            written += len(batch)
+            log.info("batch written", extra={"chunks": len(batch), "total": written})
+            finished = []
+            for doc, _, _ in batch:
+                pending[doc.doc_id] -= 1
+                if pending[doc.doc_id] == 0:
+                    finished.append(doc)
+            batch.clear()
+            for doc in finished:
+                del pending[doc.doc_id]
+                self._retire_old(doc, states)
+
+        for doc in docs:
+            pending[doc.doc_id] = len(doc.chunks)
+            for chunk, cid in zip(doc.chunks, doc.ids(), strict=True):
+                batch.append((doc, chunk, cid))
+                if len(batch) >= self.settings.embed_batch_size:
+                    flush()
+        flush()
+        return written
+
+    def _embed_text(self, doc: PreparedDocument, chunk: Chunk) -> str:
+        return f"{doc.title}\n{chunk.text}" if self.settings.embed_title else chunk.text
+
+    def _retire_old(self, doc: PreparedDocument, states: dict) -> None:
+        state = states.get(doc.doc_id)
+        if state is not None:
+            keep = set(doc.ids())
+            stale = [cid for cid in state.ids if cid not in keep]
+            if stale:
+                self.store.delete_ids(stale)
+
+    def _prune(self, seen: set[str], states: dict, report: IngestReport) -> None:
+        sources = {m["doc_id"]: m.get("source", "") for m in self.store.documents()}
+        for doc_id, state in states.items():
+            if doc_id in seen:
+                continue
+            source = sources.get(doc_id) or self._any_source(state.ids[0])
+            if source and os.path.isabs(source) and not Path(source).exists():
+                self.store.delete_ids(state.ids)
+                report.pruned.append(doc_id)
+
+    def _any_source(self, cid: str) -> str:
+        got = self.store.get([cid])
+        return str(got[0][2].get("source", "")) if got else ""
+
+    def _finish(self, report: IngestReport, started: float) -> None:
+        if report.changed:
+            self.rebuild_bm25()
+        report.seconds = time.perf_counter() - started
+        log.info("ingest finished", extra={"summary": report.summary()})

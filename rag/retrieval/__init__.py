@@ -1,0 +1,6 @@
+"""Finding the passages that matter: dense, BM25 and their reciprocal-rank fusion."""
+
+from rag.retrieval.passage import Passage
+from rag.retrieval.retriever import Retriever
+
+__all__ = ["Passage", "Retriever"]

@@ -1,0 +1,42 @@
+"""The unit retrieval returns and answers cite."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class Passage:
+    """One retrieved chunk with its provenance; ``start``/``end`` are offsets in the source text."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    source: str
+    text: str
+    start: int
+    end: int
+    chunk_index: int
+    score: float = 0.0
+    rank: int = 0
+    author: str | None = None
+    dense_score: float | None = None
+    bm25_score: float | None = None
+
+    @classmethod
+    def from_record(cls, chunk_id: str, text: str, meta: dict[str, Any]) -> Passage:
+        return cls(
+            chunk_id=chunk_id,
+            doc_id=str(meta.get("doc_id", "")),
+            title=str(meta.get("title", "")),
+            source=str(meta.get("source", "")),
+            text=text,
+            start=int(meta.get("start", 0)),
+            end=int(meta.get("end", 0)),
+            chunk_index=int(meta.get("chunk_index", 0)),
+            author=meta.get("author") or None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

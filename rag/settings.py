@@ -1,0 +1,113 @@
+"""The one settings object: read from ``RAG_*`` environment variables and an optional TOML file."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+RetrievalMode = Literal["dense", "bm25", "hybrid"]
+LLMBackendName = Literal["llamacpp", "openai", "extractive"]
+
+SETTINGS_FILE_ENV = "RAG_SETTINGS_FILE"
+DEFAULT_SETTINGS_FILE = "rag.toml"
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service. Precedence: init args > env (RAG_*) > settings file > defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    # Storage
+    data_dir: Path = Field(Path(".rag"), description="Where the index, BM25 files and the model live.")
+    chroma_path: Path | None = Field(None, description="Embedded Chroma folder (default: <data_dir>/chroma).")
+    chroma_host: str | None = Field(None, description="Chroma server host; when set, server mode is used.")
+    chroma_port: int = Field(8000, description="Chroma server port.")
+    chroma_timeout: float = Field(5.0, description="Seconds before a Chroma server call is abandoned.")
+    collection: str = Field("rag", min_length=3, max_length=512, description="Chroma collection name.")
+
+    # Ingestion
+    chunk_size: int = Field(96, ge=32, le=224, description="Chunk size in embedding-model tokens (small chunks rank better and keep prompts short).")
+    chunk_overlap: int = Field(16, ge=0, le=112, description="Overlap between chunks in tokens.")
+    embed_title: bool = Field(True, description="Embed each chunk with its document title in front (better hybrid ranking).")
+    embed_model_path: Path | None = Field(None, description="Local sentence-transformers model folder (default: packaged all-MiniLM-L6-v2).")
+    embed_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    torch_threads: int = Field(1, ge=1, description="Torch CPU threads (1 is stable under contention).")
+    max_upload_bytes: int = Field(20_000_000, ge=1, description="Largest document accepted for ingestion.")
+
+    # Retrieval
+    retrieval_mode: RetrievalMode = Field("hybrid", description="dense, bm25 or hybrid (RRF fusion).")
+    top_k: int = Field(5, ge=1, le=100, description="Passages returned by search.")
+    candidate_k: int = Field(20, ge=1, le=500, description="Candidates per retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    bm25_refresh_seconds: float = Field(5.0, ge=0, description="How often a running process checks the store for changes by others.")
+
+    # Answering
+    llm_backend: LLMBackendName = Field("llamacpp", description="llamacpp, openai or extractive.")
+    answer_top_k: int = Field(4, ge=1, le=20, description="Passages shown to the generator.")
+    context_sentences: int = Field(3, ge=0, le=50, description="Sentences kept per passage in the prompt (0 = whole passage).")
+    llm_model_path: Path | None = Field(None, description="GGUF file (default: assembled from the packaged parts into <data_dir>/models).")
+    llm_ctx: int = Field(2048, ge=512, description="llama.cpp context window.")
+    llm_threads: int = Field(2, ge=1, description="llama.cpp threads.")
+    llm_max_tokens: int = Field(128, ge=8, description="Most tokens generated per answer.")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible server URL for the openai backend.")
+    llm_model: str = Field("qwen2.5-1.5b-instruct", description="Model name sent to the openai backend.")
+    llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for the openai backend.")
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM call falls back to extractive.")
+    support_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Lowest support score for an answer sentence.")
+
+    # Service
+    api_key: SecretStr | None = Field(None, description="When set, every endpoint but /healthz needs this bearer key.")
+    max_question_chars: int = Field(4000, ge=1)
+    generation_queue_size: int = Field(16, ge=1, description="Chat requests waiting for the model before 429.")
+
+    # Logging
+    log_level: str = Field("INFO")
+    log_json: bool = Field(False, description="Emit logs as JSON lines.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(SETTINGS_FILE_ENV, DEFAULT_SETTINGS_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def bm25_dir(self) -> Path:
+        return self.data_dir / "bm25" / self.collection
+
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def server_mode(self) -> bool:
+        return bool(self.chroma_host)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,151 @@
+"""Chroma access: one collection of chunks, embedded or through a ``chroma run`` server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rag.errors import StoreUnavailable
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+GET_PAGE = 5000  # rows per collection.get() page when scanning everything
+ID_SEP = "::"
+
+
+def chunk_id(doc_id: str, content_hash: str, index: int, total: int) -> str:
+    """Deterministic chunk id ``doc::hash::index/total``.
+
+    Re-ingesting the same content upserts instead of duplicating, and whether a document is
+    stored completely can be told from ids alone (a run killed midway leaves fewer than total).
+    """
+    return f"{doc_id}{ID_SEP}{content_hash[:12]}{ID_SEP}{index:05d}/{total:05d}"
+
+
+def parse_chunk_id(cid: str) -> tuple[str, str, int, int]:
+    doc_id, short_hash, position = cid.rsplit(ID_SEP, 2)
+    index, total = position.split("/")
+    return doc_id, short_hash, int(index), int(total)
+
+
+@dataclass(frozen=True)
+class DocState:
+    """What the store holds for one document, derived from chunk ids alone."""
+
+    doc_id: str
+    ids: list[str]
+
+    def is_complete(self, content_hash: str) -> bool:
+        """All chunks of exactly this content version are stored, and nothing else."""
+        parsed = [parse_chunk_id(cid) for cid in self.ids]
+        if not parsed or any(h != content_hash[:12] for _, h, _, _ in parsed):
+            return False
+        total = parsed[0][3]
+        return len(self.ids) == total and {i for _, _, i, _ in parsed} == set(range(total))
+
+
+def _chroma_settings() -> Any:
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+class ChunkStore:
+    """The chunk collection. All writes pass explicit embeddings (Chroma must never embed itself)."""
+
+    def __init__(self, settings: Settings) -> None:
+        import chromadb
+
+        self.settings = settings
+        try:
+            if settings.server_mode:
+                self.client = chromadb.HttpClient(
+                    host=settings.chroma_host or "127.0.0.1", port=settings.chroma_port, settings=_chroma_settings()
+                )
+            else:
+                settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+                self.client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings())
+            self.collection = self.client.get_or_create_collection(
+                settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
+        except Exception as exc:  # chromadb raises many types for connection failures
+            raise StoreUnavailable(f"cannot open Chroma collection {settings.collection!r} at {self.location}: {exc}") from exc
+
+    @property
+    def location(self) -> str:
+        s = self.settings
+        return f"http://{s.chroma_host}:{s.chroma_port}" if s.server_mode else str(s.chroma_dir)
+
+    def count(self) -> int:
+        return int(self.collection.count())
+
+    def heartbeat(self) -> bool:
+        try:
+            self.client.heartbeat()
+            return True
+        except Exception:
+            return False
+
+    def upsert(self, ids: list[str], embeddings: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        self.collection.upsert(ids=ids, embeddings=embeddings.tolist(), documents=texts, metadatas=metadatas)
+
+    def delete_ids(self, ids: Sequence[str]) -> None:
+        for start in range(0, len(ids), GET_PAGE):
+            self.collection.delete(ids=list(ids[start : start + GET_PAGE]))
+
+    def all_ids(self) -> list[str]:
+        ids: list[str] = []
+        offset = 0
+        while True:
+            page = self.collection.get(include=[], limit=GET_PAGE, offset=offset)
+            ids.extend(page["ids"])
+            if len(page["ids"]) < GET_PAGE:
+                return ids
+            offset += GET_PAGE
+
+    def iter_chunks(self) -> Iterable[tuple[str, str, dict[str, Any]]]:
+        """Every (id, text, metadata) in the collection, paged."""
+        offset = 0
+        while True:
+            page = self.collection.get(include=["documents", "metadatas"], limit=GET_PAGE, offset=offset)
+            yield from zip(page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True)
+            if len(page["ids"]) < GET_PAGE:
+                return
+            offset += GET_PAGE
+
+    def doc_states(self) -> dict[str, DocState]:
+        by_doc: dict[str, list[str]] = {}
+        for cid in self.all_ids():
+            by_doc.setdefault(parse_chunk_id(cid)[0], []).append(cid)
+        return {d: DocState(d, ids) for d, ids in by_doc.items()}
+
+    def ids_of_doc(self, doc_id: str) -> list[str]:
+        return list(self.collection.get(where={"doc_id": doc_id}, include=[])["ids"])
+
+    def documents(self) -> list[dict[str, Any]]:
+        """One metadata record per document (from its first chunk)."""
+        got = self.collection.get(where={"chunk_index": 0}, include=["metadatas"])
+        docs = [dict(m) for m in got["metadatas"] or []]
+        return sorted(docs, key=lambda m: m.get("doc_id", ""))
+
+    def get(self, ids: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
+        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        by_id = {i: (i, t, m) for i, t, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, str, dict[str, Any], float]]:
+        """Nearest chunks as (id, text, metadata, cosine similarity)."""
+        n = min(k, self.count())
+        if n <= 0:
+            return []
+        res = self.collection.query(
+            query_embeddings=[embedding.tolist()], n_results=n, include=["documents", "metadatas", "distances"]
+        )
+        return [
+            (i, t, m, 1.0 - float(d))
+            for i, t, m, d in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True)
+        ]

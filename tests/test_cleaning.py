@@ -1,0 +1,68 @@
+"""Page furniture is dropped by rule; content and offsets survive exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.ingestion.cleaning import clean_text, is_furniture
+from tests.conftest import SEEDS
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Please enter your comment!",
+        "Please enter your name here",
+        "Previous article",
+        "Next article",
+        "© 2020 American Kahani LLC. All rights reserved.",
+        "Copyright 2021 Example Media",
+        "Leave a Reply",
+        "View Comments (0)",
+        "Scroll To Top",
+        "Source link",
+        "Your email address will not be published.",
+        "Now Reading",
+    ],
+)
+def test_furniture_lines_are_recognized(line: str) -> None:
+    assert is_furniture(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Since 2020, it has been led by the Iraqi Shahab al-Muhajir.",
+        "The final death toll was 38 people, with dozens more injured.",
+        "Next, the group moved north.",
+        "Readers who leave a reply often disagree.",
+    ],
+)
+def test_content_lines_are_kept(line: str) -> None:
+    assert not is_furniture(line)
+
+
+def test_reaction_widget_is_dropped_with_its_options() -> None:
+    text = "Body text here.\n\nWhat's Your Reaction?\nIn Love\nNot Sure\nView Comments (0)\n\nMore body text after it.\n"
+    clean = clean_text(text)
+    assert "In Love" not in clean.text and "Not Sure" not in clean.text
+    assert "More body text after it." in clean.text
+
+
+def test_offsets_map_back_to_source() -> None:
+    source = "\n\nTitle\nPrevious article\nFirst sentence here.\nNext article\nSecond sentence.\n"
+    clean = clean_text(source)
+    for needle in ("Title", "First sentence here.", "Second sentence."):
+        start = clean.text.index(needle)
+        s, e = clean.source_span(start, start + len(needle))
+        assert source[s:e] == needle
+
+
+def test_seed_furniture_removed_and_body_kept() -> None:
+    text = (SEEDS / "003_1dbf526cc40aa5d1.txt").read_text(encoding="utf-8")
+    clean = clean_text(text)
+    for junk in ("Now Reading", "What's Your Reaction?", "In Love", "Scroll To Top", "All rights reserved", "Leave a Reply"):
+        assert junk not in clean.text, junk
+    assert "Who is ISIS-K?" in clean.text
+    tail = (SEEDS / "001_d166f26fbc2a0a2c.txt").read_text(encoding="utf-8")
+    assert "Please enter your comment" not in clean_text(tail).text

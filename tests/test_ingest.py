@@ -1,0 +1,149 @@
+"""Ingestion is idempotent, incremental, prunes on request, and survives being killed midway."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from rag.store import parse_chunk_id
+from tests.conftest import ROOT, RAG_BIN, SEEDS, run_cli
+
+
+def per_doc_counts(store) -> Counter[str]:  # type: ignore[no-untyped-def]
+    return Counter(parse_chunk_id(cid)[0] for cid in store.all_ids())
+
+
+def test_reingest_unchanged_writes_nothing(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    ing = ingestor_factory()
+    first = ing.ingest_paths([seeds_copy])
+    assert len(first.added) == 5 and first.chunks_written == ing.store.count() > 20
+    before = sorted(ing.store.all_ids())
+    second = ing.ingest_paths([seeds_copy])
+    assert second.chunks_written == 0 and not second.changed
+    assert len(second.unchanged) == 5
+    assert "nothing to do" in second.summary()
+    assert sorted(ing.store.all_ids()) == before
+
+
+def test_changed_file_replaces_exactly_its_chunks(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    ing = ingestor_factory()
+    ing.ingest_paths([seeds_copy])
+    before = per_doc_counts(ing.store)
+    target = seeds_copy / "001_d166f26fbc2a0a2c.txt"
+    target.write_text(target.read_text(encoding="utf-8") + "\n\nA new paragraph says the lighthouse keeper is Marta Quill.\n", encoding="utf-8")
+    report = ing.ingest_paths([seeds_copy])
+    assert report.updated == ["001_d166f26fbc2a0a2c"] and len(report.unchanged) == 4
+    after = per_doc_counts(ing.store)
+    for doc_id, n in before.items():
+        if doc_id != "001_d166f26fbc2a0a2c":
+            assert after[doc_id] == n
+    ids = [cid for cid in ing.store.all_ids() if cid.startswith("001_")]
+    assert len({parse_chunk_id(c)[1] for c in ids}) == 1, "old version's chunks remain"
+    texts = [t for _, t, m in ing.store.iter_chunks() if m["doc_id"] == "001_d166f26fbc2a0a2c"]
+    assert any("Marta Quill" in t for t in texts)
+
+
+def test_prune_removes_documents_whose_files_are_gone(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    ing = ingestor_factory()
+    ing.ingest_paths([seeds_copy])
+    total = ing.store.count()
+    gone = per_doc_counts(ing.store)["004_1dece5685c29ddfe"]
+    (seeds_copy / "004_1dece5685c29ddfe.txt").unlink()
+    no_prune = ing.ingest_paths([seeds_copy])
+    assert ing.store.count() == total and not no_prune.pruned
+    pruned = ing.ingest_paths([seeds_copy], prune=True)
+    assert pruned.pruned == ["004_1dece5685c29ddfe"]
+    assert ing.store.count() == total - gone
+    # BM25 follows the store
+    from rag.retrieval import Retriever
+
+    retr = Retriever(ing.settings, ing.store, ing.embedder)
+    assert all(p.doc_id != "004_1dece5685c29ddfe" for p in retr.search("Dragonfly TerrorismTracker", mode="bm25"))
+
+
+def test_delete_removes_document_everywhere(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    from rag.retrieval import Retriever
+
+    ing = ingestor_factory()
+    ing.ingest_paths([seeds_copy])
+    retr = Retriever(ing.settings, ing.store, ing.embedder)
+    assert retr.search("Shahab al-Muhajir", k=1, mode="bm25")[0].doc_id == "002_2399800fba452946"
+    assert ing.delete("002_2399800fba452946") > 0
+    retr.refresh()
+    for mode in ("bm25", "dense", "hybrid"):
+        assert all(p.doc_id != "002_2399800fba452946" for p in retr.search("Shahab al-Muhajir", k=10, mode=mode))
+
+
+def test_failed_files_are_reported_not_fatal(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    (seeds_copy / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    (seeds_copy / "empty.txt").write_text("   ")
+    report = ingestor_factory().ingest_paths([seeds_copy])
+    assert len(report.added) == 5
+    assert set(Path(p).name for p in report.failed) == {"broken.pdf", "empty.txt"}
+
+
+def _make_corpus(folder: Path, copies: int) -> None:
+    folder.mkdir()
+    for i in range(copies):
+        for src in sorted(SEEDS.glob("*.txt")):
+            text = src.read_text(encoding="utf-8")
+            (folder / f"c{i:02d}_{src.name}").write_text(f"Copy {i} of the article.\n\n{text}", encoding="utf-8")
+
+
+@pytest.mark.server
+def test_ingest_killed_midway_then_rerun_has_no_duplicates(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    _make_corpus(corpus, copies=6)
+    data = tmp_path / "data"
+    env = {"RAG_DATA_DIR": str(data), "RAG_EMBED_BATCH_SIZE": "8", "RAG_LOG_JSON": "1"}
+    import os
+
+    proc = subprocess.Popen([str(RAG_BIN), "ingest", str(corpus)], cwd=ROOT, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    batches = 0
+    deadline = time.monotonic() + 300
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if '"batch written"' in line:
+            batches += 1
+            if batches >= 5:
+                proc.send_signal(signal.SIGKILL)
+                break
+        assert time.monotonic() < deadline
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "ingest finished before it could be killed"
+
+    rerun = run_cli(["ingest", str(corpus), "--json"], data, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    report = json.loads(rerun.stdout)
+    assert report["added"] or report["updated"]
+
+    clean = tmp_path / "clean"
+    assert run_cli(["ingest", str(corpus)], clean).returncode == 0
+
+    from rag.settings import Settings
+    from rag.store import ChunkStore
+
+    killed_store = ChunkStore(Settings(data_dir=data))
+    clean_store = ChunkStore(Settings(data_dir=clean))
+    assert per_doc_counts(killed_store) == per_doc_counts(clean_store)
+    ids = killed_store.all_ids()
+    assert len(ids) == len(set(ids)) == clean_store.count()
+    states = killed_store.doc_states()
+    assert len(states) == 30
+
+
+def test_cli_ingest_reports_and_is_idempotent(tmp_path: Path) -> None:
+    first = run_cli(["ingest", str(SEEDS)], tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "5 added" in first.stdout
+    second = run_cli(["ingest", str(SEEDS)], tmp_path)
+    assert "nothing to do: 5 document(s) unchanged" in second.stdout
+    missing = run_cli(["ingest", str(tmp_path / "nope")], tmp_path)
+    assert missing.returncode == 1 and "path not found" in missing.stderr and "Traceback" not in missing.stderr
