@@ -127,6 +127,99 @@ def delete(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag doc
     out.print(f"deleted {doc_id}: {removed} chunks")
 
 
+def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
+    """The answer, then its sources with titles and quotes."""
+    out.print(answer.answer, highlight=False)
+    if answer.fallback_reason:
+        err.print(f"[yellow]note:[/] answered by the {answer.backend} backend ({answer.fallback_reason})")
+    if answer.citations:
+        out.print("\n[bold]Sources[/]")
+        for c in answer.citations:
+            out.print(f"  [{c.n}] [cyan]{c.title}[/] ({c.doc_id}, chars {c.start}-{c.end})", highlight=False)
+            out.print(f"      “{c.quote}”", highlight=False)
+
+
+@app.command()
+@friendly_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in plain language.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full answer object as JSON.")] = False,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="llamacpp, openai or extractive.")] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="Retrieval: dense, bm25 or hybrid.")] = None,
+    k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=20, help="Passages given to the generator.")] = None,
+) -> None:
+    """Answer one question from the documents, with verified citations."""
+    from rag.generation.answerer import Answerer
+
+    settings = _settings()
+    answer = Answerer(settings).ask(question, backend=_backend(backend), mode=_mode(mode), top_k=k)
+    if as_json:
+        out.print_json(json.dumps(answer.to_dict(with_passages=False), ensure_ascii=False))
+    else:
+        _print_answer(answer)
+
+
+@app.command()
+@friendly_errors
+def chat(
+    backend: Annotated[Optional[str], typer.Option("--backend", help="llamacpp, openai or extractive.")] = None,
+) -> None:
+    """Interactive questions with history and streamed answers. Commands: /sources /reset /quit."""
+    from rag.generation.answerer import Answerer
+    from rag.generation.followup import Turn
+
+    settings = _settings()
+    answerer = Answerer(settings)
+    history: list[Turn] = []
+    last = None
+    out.print("Ask a question about the documents. /sources shows the last answer's sources, /reset clears history, /quit leaves.")
+    while True:
+        try:
+            line = input("\n? ").strip()
+        except EOFError:
+            break
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            break
+        if line == "/reset":
+            history.clear()
+            out.print("(history cleared)")
+            continue
+        if line == "/sources":
+            if last is None or not last.citations:
+                out.print("(the last answer has no sources)" if last else "(no answer yet)")
+            else:
+                _print_answer(last)
+            continue
+        if line.startswith("/"):
+            err.print(f"unknown command {line}; use /sources, /reset or /quit")
+            continue
+        try:
+            for event in answerer.stream(line, history, backend=_backend(backend)):
+                if event.kind == "token":
+                    out.print(event.text, end="", highlight=False, soft_wrap=True)
+                elif event.answer is not None:
+                    last = event.answer
+        except RagError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            continue
+        out.print()
+        if last is not None:
+            if _comparable(last.answer) != _comparable(last.raw_answer):
+                out.print(f"[bold]Verified:[/] {last.answer}", highlight=False)
+            if last.citations:
+                out.print("[dim]" + "  ".join(f"[{c.n}] {c.title}" for c in last.citations) + "[/]", highlight=False)
+            history += [Turn("user", line), Turn("assistant", last.answer)]
+
+
+def _comparable(text: str) -> str:
+    """Answer text with whitespace and marker placement ignored, to tell if verification changed it."""
+    import re
+
+    return re.sub(r"[\s.]+", "", text)
+
+
 def _mode(value: str | None) -> RetrievalMode | None:
     if value is None:
         return None

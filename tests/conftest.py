@@ -83,3 +83,23 @@ def ingestor_factory(tmp_path: Path, embedder: Embedder) -> Iterator[object]:
         return Ingestor(make_settings(tmp_path / "data", **overrides), embedder=embedder)
 
     yield make
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    """The real GGUF, assembled from the packaged parts and verified once (kept in the repo's .rag/)."""
+    from rag.generation.model_files import ensure_model
+
+    return ensure_model(ROOT / ".rag" / "models")
+
+
+@pytest.fixture(scope="session")
+def llm_settings(seeded_settings: Settings, model_path: Path) -> Settings:
+    return seeded_settings.model_copy(update={"llm_model_path": model_path})
+
+
+@pytest.fixture(scope="session")
+def answerer(llm_settings: Settings, retriever):  # type: ignore[no-untyped-def]
+    from rag.generation.answerer import Answerer
+
+    return Answerer(llm_settings, retriever)

@@ -1,0 +1,1 @@
+"""Grounded answers: prompt, generator backends, citation verification, the answer object."""

@@ -1,0 +1,64 @@
+"""Any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, OpenAI) as the generator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from rag.errors import LLMUnavailable, ModelError
+from rag.generation.backends.base import GenerationStats
+from rag.settings import Settings
+
+
+class OpenAIGenerator:
+    name = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        import openai
+
+        if not settings.llm_base_url:
+            raise ModelError("the openai backend needs RAG_LLM_BASE_URL (e.g. http://127.0.0.1:8080/v1)")
+        self.settings = settings
+        self._errors = (openai.APIError, openai.APIConnectionError, openai.APITimeoutError)
+        self.client = openai.OpenAI(
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key.get_secret_value(),
+            timeout=settings.llm_timeout,
+            max_retries=1,
+        )
+
+    def ready(self) -> bool:
+        try:
+            self.client.with_options(timeout=2.0, max_retries=0).models.list()
+            return True
+        except self._errors:
+            return False
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
+        started = time.perf_counter()
+        pieces = 0
+        try:
+            response = self.client.chat.completions.create(
+                model=self.settings.llm_model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            for chunk in response:
+                if chunk.usage:
+                    stats.prompt_tokens = chunk.usage.prompt_tokens
+                    stats.completion_tokens = chunk.usage.completion_tokens
+                if not chunk.choices:
+                    continue
+                piece = chunk.choices[0].delta.content
+                if piece:
+                    if not stats.first_token_ms:
+                        stats.first_token_ms = (time.perf_counter() - started) * 1000
+                    pieces += 1
+                    yield piece
+            if not stats.completion_tokens:  # servers that ignore include_usage: one piece is about one token
+                stats.completion_tokens = pieces
+        except self._errors as exc:
+            raise LLMUnavailable(f"LLM server {self.settings.llm_base_url} failed: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,63 @@
+"""Small text utilities shared by compression, verification and the extractive backend."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import Stemmer
+
+_WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)
+_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between both
+    but by can could did do does doing down during each few for from further had has have having he her here hers
+    herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
+    once only or other our ours ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself according also did does said says say one""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans ``(start, end)`` in ``text`` (rule-based, keeps abbreviations like U.S. mostly intact)."""
+    spans: list[tuple[int, int]] = []
+    for block in re.finditer(r"[^\n]+", text):
+        start = block.start()
+        for boundary in _SENTENCE_END.finditer(block.group()):
+            end = block.start() + boundary.start()
+            if text[start:end].strip():
+                spans.append((start, end))
+            start = block.start() + boundary.end()
+        if text[start : block.end()].strip():
+            spans.append((start, block.end()))
+    return spans
+
+
+def content_terms(text: str) -> set[str]:
+    """Stemmed, lowercased words that carry meaning (stopwords dropped)."""
+    text = text.replace("’", "'").replace("‘", "'")
+    words = [re.sub(r"'s$", "", w.lower()).strip("'-") for w in _WORD.findall(text)]
+    words = [w for part in words for w in re.split(r"[-']", part) if w]
+    kept = [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return set(_stemmer().stemWords(kept))
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers in ``text`` with thousands separators removed ("1,500" -> "1500")."""
+    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+
+
+_CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w'’-]*")
+
+
+def entities(text: str) -> set[str]:
+    """Stemmed terms of capitalized words not opening a sentence (names, places, organisations)."""
+    found = " ".join(m.group() for m in _CAPITALIZED.finditer(text.strip()))
+    return content_terms(found)

@@ -1,0 +1,94 @@
+"""Grounded answers from the real default backend (llama.cpp running the packaged Qwen model)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.generation.answer import ABSTENTION
+from rag.generation.followup import Turn
+from tests.conftest import SEEDS, run_cli
+
+pytestmark = pytest.mark.llm
+
+ANSWERABLE = [
+    ("Who has led ISIS-K since 2020?", "muhajir", "002_2399800fba452946"),
+    ("What was the final death toll of the March 2017 attack on the military hospital in Kabul?", "38", "000_bc66558d9afb2305"),
+    ("How many attacks per month has IS-K averaged since the Taliban took control?", "14", "004_1dece5685c29ddfe"),
+    ("Which ISIS news agency claimed credit for the Kabul military hospital attack?", "amaq", "000_bc66558d9afb2305"),
+]
+UNANSWERABLE = ["What is the capital of Peru?", "Who wrote the novel Pride and Prejudice?"]
+
+
+@pytest.mark.parametrize(("question", "expected", "doc_id"), ANSWERABLE)
+def test_real_model_answers_with_right_citation(answerer, question: str, expected: str, doc_id: str) -> None:  # type: ignore[no-untyped-def]
+    answer = answerer.ask(question)
+    assert not answer.abstained, answer.raw_answer
+    assert expected in answer.answer.lower()
+    assert answer.backend in ("llamacpp", "extractive")
+    assert answer.citations and all(f"[{c.n}]" in answer.answer for c in answer.citations)
+    assert doc_id in {c.doc_id for c in answer.citations}
+    for c in answer.citations:
+        assert c.quote and Path(c.source).is_file() and c.end > c.start
+    assert {"retrieve_ms", "generate_ms", "verify_ms", "total_ms"} <= set(answer.timings)
+
+
+@pytest.mark.parametrize("question", UNANSWERABLE)
+def test_real_model_abstains_when_documents_lack_the_answer(answerer, question: str) -> None:  # type: ignore[no-untyped-def]
+    answer = answerer.ask(question)
+    assert answer.abstained and answer.answer == ABSTENTION and not answer.citations
+
+
+def test_streaming_yields_tokens_then_answer(answerer) -> None:  # type: ignore[no-untyped-def]
+    events = list(answerer.stream("Who has led ISIS-K since 2020?"))
+    tokens = [e.text for e in events if e.kind == "token"]
+    assert len(tokens) > 3, "tokens should arrive one by one"
+    assert events[-1].answer is not None and "".join(tokens) == events[-1].answer.raw_answer
+
+
+def test_followup_uses_history(answerer) -> None:  # type: ignore[no-untyped-def]
+    history = [Turn("user", "Who has led ISIS-K since 2020?"), Turn("assistant", "Shahab al-Muhajir has led ISIS-K since 2020 [1].")]
+    answer = answerer.ask("Which country is he from?", history)
+    assert "Context:" in answer.standalone_question
+    assert not answer.abstained, answer.raw_answer
+    assert "iraq" in answer.answer.lower()
+
+
+def test_extractive_backend_answers_without_llm(answerer) -> None:  # type: ignore[no-untyped-def]
+    answer = answerer.ask("Who has led ISIS-K since 2020?", backend="extractive")
+    assert answer.backend == "extractive" and "Muhajir" in answer.answer
+    assert answer.citations[0].doc_id == "002_2399800fba452946" and answer.prompt_tokens == 0
+    peru = answerer.ask("What is the capital of Peru?", backend="extractive")
+    assert peru.abstained
+
+
+def test_cli_ask_json_and_errors(tmp_path: Path, model_path: Path) -> None:
+    env = {"RAG_LLM_MODEL_PATH": str(model_path)}
+    assert run_cli(["ingest", str(SEEDS)], tmp_path, env=env).returncode == 0
+    res = run_cli(["ask", "Who has led ISIS-K since 2020?", "--json"], tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert "Muhajir" in data["answer"] and data["citations"][0]["doc_id"] == "002_2399800fba452946"
+    assert set(data["timings"]) >= {"retrieve_ms", "generate_ms", "verify_ms"}
+    plain = run_cli(["ask", "Who has led ISIS-K since 2020?", "--backend", "extractive"], tmp_path, env=env)
+    assert plain.returncode == 0 and "Sources" in plain.stdout and "Prospects for ISIS in Afghanistan" in plain.stdout
+    empty = run_cli(["ask", "anything?"], tmp_path / "empty", env=env)
+    assert empty.returncode == 1 and "empty" in empty.stderr and "Traceback" not in empty.stderr
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model")
+    bad_model = run_cli(["ask", "Who has led ISIS-K since 2020?"], tmp_path, env={"RAG_LLM_MODEL_PATH": str(broken)})
+    assert bad_model.returncode == 1 and "model file" in bad_model.stderr and "Traceback" not in bad_model.stderr
+
+
+def test_cli_chat_session(tmp_path: Path, model_path: Path) -> None:
+    env = {"RAG_LLM_MODEL_PATH": str(model_path)}
+    assert run_cli(["ingest", str(SEEDS)], tmp_path, env=env).returncode == 0
+    script = "Who has led ISIS-K since 2020?\n/sources\n/reset\n/nonsense\n/quit\n"
+    res = run_cli(["chat"], tmp_path, env=env, input=script)
+    assert res.returncode == 0, res.stderr
+    assert "Muhajir" in res.stdout
+    assert "Prospects for ISIS in Afghanistan" in res.stdout  # /sources
+    assert "history cleared" in res.stdout
+    assert "unknown command" in res.stderr
