@@ -49,7 +49,7 @@ def friendly_errors(func: F) -> F:
 def _settings(**overrides: Any) -> Settings:
     from rag.logging_setup import configure_logging
 
-    base = get_settings()
+    base = get_settings()  # raises RagError on invalid values; callers are wrapped by friendly_errors
     settings = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings.log_level, settings.log_json)
     return settings
@@ -211,6 +211,70 @@ def chat(
             if last.citations:
                 out.print("[dim]" + "  ".join(f"[{c.n}] {c.title}" for c in last.citations) + "[/]", highlight=False)
             history += [Turn("user", line), Turn("assistant", last.answer)]
+
+
+@app.command("eval")
+@friendly_errors
+def evaluate(
+    set_name: Annotated[str, typer.Option("--set", help="Eval set from the config (seeds, mini, ...).")] = "seeds",
+    gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold JSONL file (overrides the set's).")] = None,
+    docs: Annotated[Optional[Path], typer.Option("--docs", help="Documents the gold file is about (with --gold).")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="llamacpp, openai or extractive.")] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="Retrieval: dense, bm25 or hybrid.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="Evaluate a running service (http://host:port) instead of in-process.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate an evenly spread sample of N questions.")] = None,
+    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Retrieval metrics only (no LLM, seconds).")] = False,
+    name: Annotated[Optional[str], typer.Option("--name", help="Run name (default: <set>-<timestamp>).")] = None,
+    compare_runs: Annotated[Optional[tuple[str, str]], typer.Option("--compare", help="Compare two runs (names or JSON paths): A B.")] = None,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Retrieval metrics per mode and chunk size, side by side.")] = False,
+    chunk_sizes: Annotated[str, typer.Option("--chunk-sizes", help="Chunk sizes for --ablation, comma-separated.")] = "64,96,128,200",
+    config_path: Annotated[Path, typer.Option("--config", help="Eval config with sets and gate thresholds.")] = Path("eval/eval.toml"),
+    reports: Annotated[Path, typer.Option("--reports", help="Where reports are written.")] = Path("eval/reports"),
+) -> None:
+    """Evaluate against gold questions; write a JSON + Markdown + PNG report; exit 1 below the gate."""
+    from rag.evaluation.config import EvalSet, load_config
+    from rag.evaluation.report import compare, load_report, markdown_summary, write_report
+    from rag.evaluation.runner import ablation_markdown, run_ablation, run_eval
+
+    if compare_runs:
+        out.print(compare(load_report(compare_runs[0], reports), load_report(compare_runs[1], reports)), highlight=False)
+        return
+    settings = _settings()
+    config = load_config(config_path)
+    eval_set = config.eval_set(set_name)
+    if gold:
+        eval_set = EvalSet(gold.stem, gold, docs or eval_set.docs)
+    if ablation:
+        sizes = [int(x) for x in chunk_sizes.split(",") if x.strip()]
+        result = run_ablation(settings, eval_set, sizes)
+        text = ablation_markdown(result)
+        reports.mkdir(parents=True, exist_ok=True)
+        path = reports / f"ablation-{eval_set.name}.md"
+        path.write_text(text)
+        (reports / f"ablation-{eval_set.name}.json").write_text(json.dumps(result, indent=2))
+        out.print(text, highlight=False)
+        out.print(f"written: {path}")
+        return
+    report = run_eval(settings, config, eval_set, backend=_backend(backend), mode=_mode(mode), url=url, limit=limit,
+                      retrieval_only=retrieval_only, name=name, progress=sys.stderr.isatty())
+    paths = write_report(report, reports)
+    out.print(markdown_summary(report).split("## Questions to look at")[0], highlight=False)
+    out.print(f"report: {paths['json']}\nsummary: {paths['md']}\nchart: {paths['png']}")
+    if report["gate_failures"]:
+        err.print("[bold red]gate failed:[/] " + "; ".join(report["gate_failures"]))
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the HTTP service: OpenAI-compatible chat, native API, web page at /."""
+    from service.server import run
+
+    run(_settings(), host, port)
 
 
 def _comparable(text: str) -> str:

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     llm_ctx: int = Field(2048, ge=512, description="llama.cpp context window.")
     llm_threads: int = Field(2, ge=1, description="llama.cpp threads.")
     llm_max_tokens: int = Field(128, ge=8, description="Most tokens generated per answer.")
-    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature (0 = deterministic).")
     llm_base_url: str | None = Field(None, description="OpenAI-compatible server URL for the openai backend.")
     llm_model: str = Field("qwen2.5-1.5b-instruct", description="Model name sent to the openai backend.")
     llm_api_key: SecretStr = Field(SecretStr("not-needed"), description="API key for the openai backend.")
@@ -70,11 +70,11 @@ class Settings(BaseSettings):
 
     # Service
     api_key: SecretStr | None = Field(None, description="When set, every endpoint but /healthz needs this bearer key.")
-    max_question_chars: int = Field(4000, ge=1)
+    max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
     generation_queue_size: int = Field(16, ge=1, description="Chat requests waiting for the model before 429.")
 
     # Logging
-    log_level: str = Field("INFO")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(False, description="Emit logs as JSON lines.")
 
     @classmethod
@@ -111,5 +111,15 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Process-wide settings, read once."""
-    return Settings()
+    """Process-wide settings, read once; invalid values raise RagError naming the setting."""
+    from pydantic import ValidationError
+
+    from rag.errors import RagError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()} ({e['loc'][0]}): {e['msg']}" for e in exc.errors())
+        raise RagError(f"invalid settings: {problems}") from None
+    except ValueError as exc:  # e.g. an unreadable TOML settings file
+        raise RagError(f"invalid settings file: {exc}") from None

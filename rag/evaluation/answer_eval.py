@@ -1,0 +1,122 @@
+"""Answer evaluation: ask every gold question (in-process or through a running service) and score it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag.evaluation.gold import GoldQuestion
+from rag.evaluation.metrics import mean, percentile, precision_recall
+from rag.evaluation.text_match import contains_alias, contains_quote, exact_match, token_f1
+from rag.generation.answer import ABSTENTION
+
+STAGES = ("retrieve_ms", "context_ms", "generate_ms", "first_token_ms", "verify_ms", "total_ms")
+_MARKER = __import__("re").compile(r"\[(\d{1,3})\]")
+
+
+@dataclass
+class AnswerRecord:
+    """What the system said for one gold question, in a transport-neutral form."""
+
+    answer: str
+    abstained: bool
+    citations: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+    backend: str = ""
+    cited_texts: dict[int, str] = field(default_factory=dict)  # n -> full passage text, when known
+
+
+def score_question(q: GoldQuestion, rec: AnswerRecord) -> dict[str, Any]:
+    """Per-question metrics. Correct means answerable, not abstained, and an alias in the answer."""
+    text = _MARKER.sub(" ", rec.answer)
+    markers = {int(n) for n in _MARKER.findall(rec.answer)}
+    cited_ns = {int(c["n"]) for c in rec.citations}
+    valid = markers <= cited_ns
+    precise = []
+    for c in rec.citations:
+        passage = rec.cited_texts.get(int(c["n"]), c.get("quote", ""))
+        precise.append(any(contains_quote(passage, e.quote) for e in q.evidence) or contains_alias(passage, q.answers))
+    return {
+        "correct": bool(q.answerable and not rec.abstained and contains_alias(text, q.answers)),
+        "exact_match": bool(q.answerable and exact_match(text, q.answers)),
+        "f1": token_f1(text, q.answers) if q.answerable else 0.0,
+        "abstained": rec.abstained,
+        "citation_valid": valid,
+        "citation_precision": mean([float(p) for p in precise]) if precise else None,
+    }
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Aggregate metrics over scored questions (see eval/README.md for definitions)."""
+    answerable = [r for r in rows if r["answerable"]]
+    scores = [r["scores"] for r in rows]
+    out: dict[str, float] = {
+        "questions": float(len(rows)),
+        "accuracy": mean([float(r["scores"]["correct"]) for r in answerable]),
+        "exact_match": mean([float(r["scores"]["exact_match"]) for r in answerable]),
+        "f1": mean([r["scores"]["f1"] for r in answerable]),
+    }
+    p, rcl = precision_recall([s["abstained"] for s in scores], [not r["answerable"] for r in rows])
+    out["abstention_precision"], out["abstention_recall"] = p, rcl
+    with_citations = [s for s in scores if not s["abstained"]]
+    out["citation_validity"] = mean([float(s["citation_valid"]) for s in with_citations]) if with_citations else 1.0
+    precisions = [s["citation_precision"] for r, s in zip(rows, scores, strict=True) if r["answerable"] and s["citation_precision"] is not None]
+    out["citation_precision"] = mean(precisions) if precisions else 0.0
+    for stage in STAGES:
+        values = [r["timings"].get(stage) for r in rows if r["timings"].get(stage) is not None]
+        if values:
+            out[f"{stage[:-3]}_p50_ms"] = percentile(values, 50)
+            out[f"{stage[:-3]}_p95_ms"] = percentile(values, 95)
+    return out
+
+
+def run_answers(gold: Iterable[GoldQuestion], ask: Callable[[str], AnswerRecord], progress: bool = False) -> list[dict[str, Any]]:
+    """Ask each question and score it; one row per question with everything needed to audit it."""
+    from tqdm import tqdm
+
+    questions = list(gold)
+    rows = []
+    for q in tqdm(questions, desc="eval", unit="q", disable=not progress):
+        rec = ask(q.question)
+        rows.append({
+            "id": q.id, "type": q.type, "question": q.question, "answerable": q.answerable, "gold_answers": q.answers,
+            "answer": rec.answer, "abstained": rec.abstained, "backend": rec.backend, "citations": rec.citations,
+            "timings": rec.timings, "scores": score_question(q, rec),
+        })
+    return rows
+
+
+def in_process_asker(answerer: Any, backend: str | None, mode: str | None) -> Callable[[str], AnswerRecord]:
+    """Ask through the library."""
+
+    def ask(question: str) -> AnswerRecord:
+        a = answerer.ask(question, backend=backend, mode=mode)
+        return AnswerRecord(
+            answer=a.answer, abstained=a.abstained, citations=[c.__dict__ for c in a.citations], timings=a.timings,
+            backend=a.backend, cited_texts={c.n: a.passages[c.n - 1].text for c in a.citations if c.n <= len(a.passages)},
+        )
+
+    return ask
+
+
+def remote_asker(base_url: str, api_key: str | None, timeout: float = 300) -> Callable[[str], AnswerRecord]:
+    """Ask a running service through its OpenAI-compatible endpoint with the official client."""
+    import time
+
+    import openai
+
+    client = openai.OpenAI(base_url=base_url.rstrip("/") + "/v1", api_key=api_key or "none", timeout=timeout, max_retries=0)
+
+    def ask(question: str) -> AnswerRecord:
+        started = time.perf_counter()
+        resp = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": question}])
+        extra = resp.model_extra or {}
+        content = resp.choices[0].message.content or ""
+        return AnswerRecord(
+            answer=content, abstained=bool(extra.get("abstained", content.strip() == ABSTENTION)),
+            citations=list(extra.get("sources", [])), backend=str(extra.get("backend", "remote")),
+            timings={"total_ms": (time.perf_counter() - started) * 1000},
+        )
+
+    return ask

@@ -1,0 +1,110 @@
+"""One evaluation run: ingest the set's documents, score retrieval and answers, gate, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rag.evaluation.answer_eval import in_process_asker, remote_asker, run_answers, summarize
+from rag.evaluation.config import EvalConfig, EvalSet, check_gate
+from rag.evaluation.gold import GoldQuestion, load_gold
+from rag.evaluation.retrieval_eval import evaluate_retrieval
+from rag.settings import Settings
+
+
+def eval_settings(settings: Settings, eval_set: EvalSet, **overrides: Any) -> Settings:
+    """The set gets its own collection so evaluation never mixes with the user's documents."""
+    return settings.model_copy(update={"collection": f"eval-{eval_set.name}", **overrides})
+
+
+def prepare_collection(settings: Settings, eval_set: EvalSet, progress: bool = False) -> None:
+    """Ingest the set's documents (idempotent: unchanged files are skipped)."""
+    from rag.ingestion.pipeline import Ingestor
+
+    Ingestor(settings).ingest_paths([eval_set.docs], prune=True, progress=progress)
+
+
+def sample(gold: list[GoldQuestion], limit: int | None) -> list[GoldQuestion]:
+    """Every k-th question so a small run keeps the mix of types; ``None`` keeps all."""
+    if not limit or limit >= len(gold):
+        return gold
+    step = len(gold) / limit
+    return [gold[int(i * step)] for i in range(limit)]
+
+
+def run_eval(settings: Settings, config: EvalConfig, eval_set: EvalSet, *, backend: str | None, mode: str | None,
+             url: str | None, limit: int | None, retrieval_only: bool, name: str | None, progress: bool) -> dict[str, Any]:
+    """Run retrieval (in-process) and answer metrics; returns the full report with gate failures."""
+    gold = sample(load_gold(eval_set.gold), limit)
+    mode = mode or settings.retrieval_mode
+    summary: dict[str, float] = {}
+    report: dict[str, Any] = {
+        "name": name or f"{eval_set.name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}",
+        "set": eval_set.name,
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+        "config": {"gold": str(eval_set.gold), "docs": str(eval_set.docs), "backend": "-" if retrieval_only else (
+            "remote" if url else backend or settings.llm_backend), "mode": mode, "limit": limit, "url": url,
+            "chunk_size": settings.chunk_size, "context_sentences": settings.context_sentences, "answer_top_k": settings.answer_top_k},
+        "questions": [],
+    }
+    failures: list[str] = []
+    if not url:
+        s = eval_settings(settings, eval_set)
+        prepare_collection(s, eval_set, progress)
+        from rag.generation.answerer import Answerer
+        from rag.retrieval import Retriever
+
+        retriever = Retriever(s)
+        retrieval = evaluate_retrieval(retriever, gold, mode)  # type: ignore[arg-type]
+        summary.update(retrieval.summary())
+        report["retrieval"] = retrieval.per_question
+        failures += check_gate(summary, config.gate.get("retrieval", {}))
+        if not retrieval_only:
+            rows = run_answers(gold, in_process_asker(Answerer(s, retriever), backend, mode), progress)
+    elif not retrieval_only:
+        rows = run_answers(gold, remote_asker(url, settings.api_key.get_secret_value() if settings.api_key else None), progress)
+    if not retrieval_only:
+        answer_summary = summarize(rows)
+        summary.update({k: v for k, v in answer_summary.items() if k != "questions"})
+        summary["questions"] = answer_summary["questions"]
+        report["questions"] = rows
+        failures += check_gate(summary, config.gate.get("answer", {}))
+    report["summary"] = summary
+    report["gate_failures"] = failures
+    return report
+
+
+def run_ablation(settings: Settings, eval_set: EvalSet, chunk_sizes: list[int]) -> dict[str, Any]:
+    """Retrieval metrics for each mode and chunk size, each chunk size in a throwaway index."""
+    gold = load_gold(eval_set.gold)
+    rows: list[dict[str, Any]] = []
+    from rag.embedding import get_embedder
+    from rag.ingestion.pipeline import Ingestor
+    from rag.retrieval import Retriever
+
+    embedder = get_embedder(settings)
+    for size in chunk_sizes:
+        tmp = Path(tempfile.mkdtemp(prefix="rag-ablation-"))
+        try:
+            s = settings.model_copy(update={"data_dir": tmp, "chroma_host": None, "chunk_size": size,
+                                            "chunk_overlap": min(settings.chunk_overlap, size // 4), "collection": "ablation"})
+            report = Ingestor(s, embedder=embedder).ingest_paths([eval_set.docs])
+            retriever = Retriever(s, embedder=embedder)
+            for mode in ("dense", "bm25", "hybrid"):
+                summary = evaluate_retrieval(retriever, gold, mode).summary()  # type: ignore[arg-type]
+                rows.append({"chunk_size": size, "chunks": report.chunks_written, "mode": mode, **summary})
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"set": eval_set.name, "rows": rows}
+
+
+def ablation_markdown(ablation: dict[str, Any]) -> str:
+    cols = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10", "latency_p50_ms"]
+    lines = [f"# Retrieval ablation ({ablation['set']})", "", "| chunk size | chunks | mode | " + " | ".join(cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    for r in ablation["rows"]:
+        lines.append(f"| {r['chunk_size']} | {r['chunks']} | {r['mode']} | " + " | ".join(f"{r[c]:.3f}" if c != "latency_p50_ms" else f"{r[c]:.1f}" for c in cols) + " |")
+    return "\n".join(lines) + "\n"
