@@ -127,6 +127,35 @@ def delete(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag doc
     out.print(f"deleted {doc_id}: {removed} chunks")
 
 
+@app.command("export")
+@friendly_errors
+def export_(path: Annotated[Path, typer.Argument(help="Output file (.jsonl.gz).")]) -> None:
+    """Back up the collection: every chunk with text, metadata and embedding."""
+    from rag.backup import export_collection
+    from rag.store import ChunkStore
+
+    n = export_collection(ChunkStore(_settings()), path)
+    out.print(f"exported {n} chunks to {path}")
+
+
+@app.command("import")
+@friendly_errors
+def import_(
+    path: Annotated[Path, typer.Argument(help="A file written by `rag export`.")],
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a non-empty collection.")] = False,
+) -> None:
+    """Restore a collection from `rag export` output (and rebuild the BM25 index)."""
+    from rag.backup import import_collection
+    from rag.retrieval.retriever import build_bm25
+    from rag.store import ChunkStore
+
+    settings = _settings()
+    store = ChunkStore(settings)
+    n = import_collection(store, path, replace=replace)
+    build_bm25(store).save(settings.bm25_dir)
+    out.print(f"imported {n} chunks from {path}")
+
+
 def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
     """The answer, then its sources with titles and quotes."""
     out.print(answer.answer, highlight=False)

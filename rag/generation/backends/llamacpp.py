@@ -43,9 +43,9 @@ class LlamaCppGenerator:
         return True
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
-        deadline = time.perf_counter() + self.settings.llm_timeout
-        with self.lock:
+        with self.lock:  # waiting here is queueing, not generating: the deadline starts once we hold the model
             started = time.perf_counter()
+            deadline = started + self.settings.llm_timeout
             try:
                 chunks = self.llm.create_chat_completion(
                     messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True
