@@ -137,6 +137,8 @@ def test_ingest_killed_midway_then_rerun_has_no_duplicates(tmp_path: Path) -> No
     assert len(ids) == len(set(ids)) == clean_store.count()
     states = killed_store.doc_states()
     assert len(states) == 30
+    found = run_cli(["search", "Who has led ISIS-K since 2020?", "-k", "3", "--json"], data)
+    assert found.returncode == 0 and "Shahab al-Muhajir" in json.loads(found.stdout)[0]["text"]
 
 
 def test_cli_ingest_reports_and_is_idempotent(tmp_path: Path) -> None:
