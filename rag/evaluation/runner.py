@@ -28,11 +28,23 @@ def prepare_collection(settings: Settings, eval_set: EvalSet, progress: bool = F
 
 
 def sample(gold: list[GoldQuestion], limit: int | None) -> list[GoldQuestion]:
-    """Every k-th question so a small run keeps the mix of types; ``None`` keeps all."""
+    """An evenly spread, stratified sample: answerable and unanswerable questions in proportion, at least
+    two unanswerable ones (when the set has them) so abstention metrics mean something; ``None`` keeps all."""
     if not limit or limit >= len(gold):
         return gold
-    step = len(gold) / limit
-    return [gold[int(i * step)] for i in range(limit)]
+    unanswerable = [q for q in gold if not q.answerable]
+    answerable = [q for q in gold if q.answerable]
+    n_un = min(len(unanswerable), max(round(limit * len(unanswerable) / len(gold)), min(2, limit // 2)))
+    picked = _spread(answerable, limit - n_un) + _spread(unanswerable, n_un)
+    order = {q.id: i for i, q in enumerate(gold)}
+    return sorted(picked, key=lambda q: order[q.id])
+
+
+def _spread(items: list[GoldQuestion], n: int) -> list[GoldQuestion]:
+    if n <= 0 or not items:
+        return []
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(min(n, len(items)))]
 
 
 def run_eval(settings: Settings, config: EvalConfig, eval_set: EvalSet, *, backend: str | None, mode: str | None,

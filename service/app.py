@@ -1,0 +1,93 @@
+"""The application factory: routes, error handlers, auth, metrics, the web page; components load in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
+
+from rag.settings import Settings
+from service import native_api, openai_api
+from service.auth import APIKeyMiddleware
+from service.errors import install_error_handlers
+from service.limits import BodyLimitMiddleware
+from service.metrics import HTTPMiddleware
+from service.state import ServiceState
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+PLACEHOLDER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rag</title></head>
+<body><h1>rag</h1><p>The web page is not installed. The API is at <a href="/docs">/docs</a>
+(OpenAI-compatible: <code>/v1/chat/completions</code>).</p></body></html>
+"""
+UPLOAD_OVERHEAD = 64 * 1024  # multipart framing around an uploaded file
+TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False}
+
+
+class _StaticFiles(StaticFiles):
+    """``/static``: 404 (not a crash) when the folder is absent."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.directory is None or not Path(self.directory).is_dir():
+            raise HTTPException(status_code=404)
+        await super().__call__(scope, receive, send)
+
+
+def json_body_limit(settings: Settings) -> int:
+    """JSON bodies: room for a long conversation, far below anything that could hurt the process."""
+    return max(1_000_000, settings.max_question_chars * 64)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A FastAPI app over the library. Nothing heavy happens here: models load when the app starts."""
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        log.info("service starting", extra={"backend": settings.llm_backend, "model": settings.llm_model,
+                                            "auth": settings.api_key is not None, "queue": settings.generation_queue_size})
+        try:
+            yield
+        finally:
+            state.shutdown()
+
+    app = FastAPI(
+        title="rag",
+        version="0.1.0",
+        summary="Offline-first question answering over your documents, with verified citations.",
+        description="OpenAI-compatible chat (`/v1/chat/completions`, `/v1/models`) and a native API. "
+                    "When an API key is configured, send `Authorization: Bearer <key>`.",
+        lifespan=lifespan,
+        telemetry=TELEMETRY_OFF,  # type: ignore[arg-type]
+    )
+    app.state.rag = state
+    install_error_handlers(app)
+    openai_api.register(app, state)
+    native_api.register(app, state)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        index = STATIC_DIR / "index.html"
+        if index.is_file():
+            return FileResponse(index, media_type="text/html")
+        return HTMLResponse(PLACEHOLDER_PAGE)
+
+    app.mount("/static", _StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    # Added last = outermost: metrics/catch-all wraps auth, so 401s are counted and logged too; auth comes
+    # before the body limit, so an unauthenticated request never gets its body read.
+    app.add_middleware(BodyLimitMiddleware, default=json_body_limit(settings),
+                       limits={"/v1/documents": settings.max_upload_bytes + UPLOAD_OVERHEAD})
+    if settings.api_key is not None and settings.api_key.get_secret_value():
+        app.add_middleware(APIKeyMiddleware, api_key=settings.api_key.get_secret_value())
+    app.add_middleware(HTTPMiddleware, metrics=state.metrics, classify=state.classify_unexpected)
+    return app

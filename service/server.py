@@ -1,0 +1,38 @@
+"""``rag serve``: run the app with uvicorn (logs go through rag.logging_setup, already configured by the CLI)."""
+
+from __future__ import annotations
+
+import logging
+
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Serve until interrupted. One process, one event loop; generation runs in worker threads."""
+    import uvicorn
+
+    from service.app import create_app
+
+    app = create_app(settings)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_drop_color_message)
+    if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on a non-loopback interface without an API key (set RAG_API_KEY)", extra={"host": host})
+    log.info("listening", extra={"url": f"http://{host}:{port}"})
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # keep the structured root handler
+        access_log=False,  # service.metrics logs each request (without headers, so never the key)
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _drop_color_message(record: logging.LogRecord) -> bool:
+    """uvicorn adds an ANSI-coloured copy of each message as an extra field; the structured line needs only one."""
+    record.__dict__.pop("color_message", None)
+    return True
