@@ -23,8 +23,8 @@ class RetrievalRun:
         keys = [k for k in self.per_question[0]["metrics"]] if self.per_question else []
         out = {k: mean([q["metrics"][k] for q in self.per_question]) for k in keys}
         latencies = [q["latency_ms"] for q in self.per_question]
-        out["latency_p50_ms"] = percentile(latencies, 50)
-        out["latency_p95_ms"] = percentile(latencies, 95)
+        out["search_p50_ms"] = percentile(latencies, 50)
+        out["search_p95_ms"] = percentile(latencies, 95)
         out["questions"] = float(len(self.per_question))
         return out
 

@@ -114,9 +114,9 @@ def run_ablation(settings: Settings, eval_set: EvalSet, chunk_sizes: list[int]) 
 
 
 def ablation_markdown(ablation: dict[str, Any]) -> str:
-    cols = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10", "latency_p50_ms"]
+    cols = ["hit@1", "hit@3", "hit@5", "hit@10", "mrr", "ndcg@10", "search_p50_ms"]
     lines = [f"# Retrieval ablation ({ablation['set']})", "", "| chunk size | chunks | mode | " + " | ".join(cols) + " |",
              "|---|---|---|" + "---|" * len(cols)]
     for r in ablation["rows"]:
-        lines.append(f"| {r['chunk_size']} | {r['chunks']} | {r['mode']} | " + " | ".join(f"{r[c]:.3f}" if c != "latency_p50_ms" else f"{r[c]:.1f}" for c in cols) + " |")
+        lines.append(f"| {r['chunk_size']} | {r['chunks']} | {r['mode']} | " + " | ".join(f"{r[c]:.3f}" if c != "search_p50_ms" else f"{r[c]:.1f}" for c in cols) + " |")
     return "\n".join(lines) + "\n"
