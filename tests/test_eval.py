@@ -102,7 +102,8 @@ def test_answer_gate_with_real_model_and_compare(tmp_path: Path, model_path: Pat
     assert run.returncode == 0, run.stdout + run.stderr
     report = json.loads((reports / "smoke.json").read_text())
     assert len(report["questions"]) == 12
-    assert report["summary"]["accuracy"] >= CONFIG.gate["answer"]["accuracy"]
+    assert report["summary"]["accuracy"] >= CONFIG.gate["sample"]["accuracy"]
+    assert sum(not r["answerable"] for r in report["questions"]) == 2  # stratified: abstention is exercised
     assert all(r["backend"] in ("llamacpp", "extractive") for r in report["questions"])
     assert {"retrieve_p50_ms", "generate_p50_ms", "verify_p50_ms"} <= set(report["summary"])
     extractive = run_cli(["eval", "--limit", "12", "--name", "smoke-x", "--backend", "extractive", "--reports", str(reports)],
@@ -141,3 +142,14 @@ def test_bad_eval_inputs_are_clear(tmp_path: Path) -> None:
     assert res.returncode == 1 and "invalid gold row" in res.stderr and "Traceback" not in res.stderr
     missing = run_cli(["eval", "--compare", "a", "b", "--reports", str(tmp_path)], tmp_path)
     assert missing.returncode == 1 and "no eval report" in missing.stderr
+
+
+def test_sample_is_stratified_and_deterministic() -> None:
+    from rag.evaluation.runner import sample
+
+    gold = load_gold(ROOT / "eval" / "gold" / "seeds.jsonl")
+    picked = sample(gold, 12)
+    assert len(picked) == 12 and picked == sample(gold, 12)
+    assert sum(not q.answerable for q in picked) == 2
+    assert len({q.type for q in picked}) >= 5
+    assert sample(gold, None) == gold and sample(gold, 500) == gold
