@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import threading
@@ -37,6 +38,8 @@ class LlamaCppGenerator:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}") from exc
         self.lock = threading.Lock()
+        # Free the model before interpreter teardown; llama-cpp's own finalizer fails once modules are gone.
+        atexit.register(self.llm.close)
         log.info("llm loaded", extra={"path": str(path), "seconds": round(time.perf_counter() - started, 2)})
 
     def ready(self) -> bool:
