@@ -7,6 +7,10 @@ from functools import lru_cache
 
 import Stemmer
 
+# A citation marker as answers write it: [1] or a group like [1, 2]. The one definition every parser,
+# sanitizer and scorer uses, so what verification reads as a citation is exactly what prompts neutralize.
+CITATION_MARKER_PATTERN = r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]"
+CITATION_MARKER = re.compile(CITATION_MARKER_PATTERN)
 _WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
@@ -61,3 +65,13 @@ def entities(text: str) -> set[str]:
     """Stemmed terms of capitalized words not opening a sentence (names, places, organisations)."""
     found = " ".join(m.group() for m in _CAPITALIZED.finditer(text.strip()))
     return content_terms(found)
+
+
+def citation_numbers(text: str) -> list[int]:
+    """Passage numbers cited in ``text``, in order ("[1, 2] ... [3]" -> [1, 2, 3])."""
+    return [int(n) for group in CITATION_MARKER.findall(text) for n in group.split(",")]
+
+
+def strip_citations(text: str) -> str:
+    """``text`` without citation markers (each replaced by a space)."""
+    return CITATION_MARKER.sub(" ", text)

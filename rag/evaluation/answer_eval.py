@@ -10,9 +10,9 @@ from rag.evaluation.gold import GoldQuestion
 from rag.evaluation.metrics import mean, percentile, precision_recall
 from rag.evaluation.text_match import contains_alias, contains_quote, exact_match, token_f1
 from rag.generation.answer import ABSTENTION
+from rag.text import citation_numbers, strip_citations
 
 STAGES = ("retrieve_ms", "context_ms", "generate_ms", "first_token_ms", "verify_ms", "total_ms")
-_MARKER = __import__("re").compile(r"\[(\d{1,3})\]")
 
 
 @dataclass
@@ -29,8 +29,8 @@ class AnswerRecord:
 
 def score_question(q: GoldQuestion, rec: AnswerRecord) -> dict[str, Any]:
     """Per-question metrics. Correct means answerable, not abstained, and an alias in the answer."""
-    text = _MARKER.sub(" ", rec.answer)
-    markers = {int(n) for n in _MARKER.findall(rec.answer)}
+    text = strip_citations(rec.answer)
+    markers = set(citation_numbers(rec.answer))
     cited_ns = {int(c["n"]) for c in rec.citations}
     valid = markers <= cited_ns
     precise = []

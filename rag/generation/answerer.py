@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,12 +14,11 @@ from rag.generation.extractive import extractive_answer
 from rag.generation.followup import Turn, standalone_question
 from rag.generation.prompt import build_messages, compress
 from rag.generation.verify import verify
-from rag.text import content_terms
+from rag.text import content_terms, strip_citations
 from rag.retrieval import Retriever
 from rag.settings import LLMBackendName, RetrievalMode, Settings
 
 log = logging.getLogger(__name__)
-_CITATIONS = re.compile(r"\[[\d,\s]*\]")
 
 
 @dataclass
@@ -96,7 +94,7 @@ class Answerer:
         mark = time.perf_counter()
         # Novelty is judged against what the user asked now, not the context a follow-up borrowed.
         checked = verify(raw, question, context, s.support_threshold, self.retriever.embedder)
-        if checked.abstained and used != "extractive" and not content_terms(_CITATIONS.sub(" ", raw)):
+        if checked.abstained and used != "extractive" and not content_terms(strip_citations(raw)):
             # The model only pointed at passages ("[2]") without writing an answer: extract from them.
             text, score = extractive_answer(standalone, context, self.retriever.embedder, s.extractive_rescue_score)
             if text != ABSTENTION:

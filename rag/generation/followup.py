@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from rag.text import strip_citations
+
 _FOLLOWUP_START = re.compile(r"^\s*(and|but|so|also|then|what about|how about|and what|why|when)\b", re.IGNORECASE)
 _PRONOUN = re.compile(r"\b(he|him|his|she|her|hers|it|its|they|them|their|that|this|those|these|there|the group|the same)\b", re.IGNORECASE)
-_MARKERS = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 MIN_STANDALONE_TERMS = 4
 
 
@@ -30,6 +31,6 @@ def standalone_question(question: str, history: list[Turn]) -> str:
         return question
     previous_q = users[-1].strip()
     answers = [t.content for t in history if t.role == "assistant"]
-    previous_a = _MARKERS.sub("", answers[-1]).strip() if answers else ""
+    previous_a = " ".join(strip_citations(answers[-1]).split()) if answers else ""
     context = previous_q if not previous_a else f"{previous_q} {previous_a}"
     return f"{question.strip()} (Context: {' '.join(context.split())[:400]})"

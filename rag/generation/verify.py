@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from rag.embedding import Embedder
 from rag.generation.answer import ABSTENTION, Citation
 from rag.generation.prompt import ContextPassage
-from rag.text import content_terms, entities, numbers, split_sentences
+from rag.text import CITATION_MARKER_PATTERN, citation_numbers, content_terms, entities, numbers, split_sentences, strip_citations
 
-_ONE_MARKER = r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]"
+_ONE_MARKER = CITATION_MARKER_PATTERN.replace("(", "(?:", 1)  # same marker, no capture group
 _MARKER_AFTER_STOP = re.compile(rf"([.!?])\s*({_ONE_MARKER}(?:\s*{_ONE_MARKER})*)")
-_CITE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 SEMANTIC_MATCH = 0.8
 _ABSTAIN_HINTS = (
     "don't know", "do not know", "not contain", "doesn't contain", "does not contain", "no information",
@@ -58,11 +57,11 @@ def split_cited_sentences(text: str) -> list[CheckedSentence]:
     text = _MARKER_AFTER_STOP.sub(r" \2\1", text)  # "fact.[3] Next" -> "fact [3]. Next"
     for start, end in split_sentences(text):
         piece = text[start:end]
-        leading = re.match(r"^\s*((?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\]\s*)+)", piece)
+        leading = re.match(rf"^\s*((?:{_ONE_MARKER}\s*)+)", piece)
         if leading and out:  # markers after the full stop belong to the previous sentence
             out[-1].cited.extend(_numbers_in(leading.group(1)))
             piece = piece[leading.end() :]
-        body = " ".join(_CITE.sub(" ", piece).split())
+        body = " ".join(strip_citations(piece).split())
         body = re.sub(r"\s+([.,;:!?])", r"\1", body)
         if body:
             out.append(CheckedSentence(body, _numbers_in(piece)))
@@ -70,7 +69,7 @@ def split_cited_sentences(text: str) -> list[CheckedSentence]:
 
 
 def _numbers_in(text: str) -> list[int]:
-    return [int(n) for group in _CITE.findall(text) for n in group.split(",")]
+    return citation_numbers(text)
 
 
 def windows(passage_text: str) -> list[str]:
