@@ -146,13 +146,13 @@ def import_(
 ) -> None:
     """Restore a collection from `rag export` output (and rebuild the BM25 index)."""
     from rag.backup import import_collection
-    from rag.retrieval.retriever import build_bm25
+    from rag.retrieval.lexical import LexicalIndex
     from rag.store import ChunkStore
 
     settings = _settings()
     store = ChunkStore(settings)
     n = import_collection(store, path, replace=replace)
-    build_bm25(store).save(settings.bm25_dir)
+    LexicalIndex(settings, store).rebuild()
     out.print(f"imported {n} chunks from {path}")
 
 

@@ -25,7 +25,7 @@ from rag.ingestion.chunking import Chunk, chunk_text
 from rag.ingestion.cleaning import CleanText, clean_text
 from rag.ingestion.metadata import derive_author, derive_title, doc_id_for
 from rag.ingestion.readers import is_supported, read_document
-from rag.retrieval.retriever import build_bm25
+from rag.retrieval.lexical import LexicalIndex, bm25_text
 from rag.settings import Settings
 from rag.store import ChunkStore, chunk_id
 
@@ -142,10 +142,12 @@ def prepare(data: bytes, name: str, doc_id: str, source: str, digest: str, embed
 class Ingestor:
     """Writes prepared documents into the store in embedding batches."""
 
-    def __init__(self, settings: Settings, store: ChunkStore | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, store: ChunkStore | None = None, embedder: Embedder | None = None,
+                 lexical: LexicalIndex | None = None) -> None:
         self.settings = settings
         self.store = store or ChunkStore(settings)
         self.embedder = embedder or get_embedder(settings)
+        self.lexical = lexical or LexicalIndex(settings, self.store)
 
     def ingest_paths(self, paths: Sequence[Path], prune: bool = False, progress: bool = False) -> IngestReport:
         """Ingest files and folders; with ``prune``, drop documents whose source file is gone."""
@@ -183,11 +185,9 @@ class Ingestor:
         ids = self.store.ids_of_doc(doc_id)
         self.store.delete_ids(ids)
         if ids:
-            self.rebuild_bm25()
+            self.lexical.remove(ids)
+            self.lexical.sync()
         return len(ids)
-
-    def rebuild_bm25(self) -> None:
-        build_bm25(self.store).save(self.settings.bm25_dir)
 
     # -- internals ------------------------------------------------------------------------------
     def _changed_documents(self, files: list[SourceFile], states: dict, report: IngestReport, bar: tqdm) -> Iterator[PreparedDocument]:
@@ -221,8 +221,11 @@ class Ingestor:
             nonlocal written
             if not batch:
                 return
+            ids = [cid for _, _, cid in batch]
+            metas = [d.metadata(c) for d, c, _ in batch]
             vectors = self.embedder.embed([self._embed_text(d, c) for d, c, _ in batch])
-            self.store.upsert([cid for _, _, cid in batch], vectors, [c.text for _, c, _ in batch], [d.metadata(c) for d, c, _ in batch])
+            self.store.upsert(ids, vectors, [c.text for _, c, _ in batch], metas)
+            self.lexical.add(ids, [bm25_text(c.text, m) for (_, c, _), m in zip(batch, metas, strict=True)])
             written += len(batch)
             log.info("batch written", extra={"chunks": len(batch), "total": written})
             finished = []
@@ -254,6 +257,7 @@ class Ingestor:
             stale = [cid for cid in state.ids if cid not in keep]
             if stale:
                 self.store.delete_ids(stale)
+                self.lexical.remove(stale)
 
     def _prune(self, seen: set[str], states: dict, report: IngestReport) -> None:
         sources = {m["doc_id"]: m.get("source", "") for m in self.store.documents()}
@@ -263,6 +267,7 @@ class Ingestor:
             source = sources.get(doc_id) or self._any_source(state.ids[0])
             if source and os.path.isabs(source) and not Path(source).exists():
                 self.store.delete_ids(state.ids)
+                self.lexical.remove(state.ids)
                 report.pruned.append(doc_id)
 
     def _any_source(self, cid: str) -> str:
@@ -271,6 +276,6 @@ class Ingestor:
 
     def _finish(self, report: IngestReport, started: float) -> None:
         if report.changed:
-            self.rebuild_bm25()
+            self.lexical.sync()  # also catches anything a killed earlier run left out
         report.seconds = time.perf_counter() - started
         log.info("ingest finished", extra={"summary": report.summary()})

@@ -1,0 +1,117 @@
+"""The BM25 index of one collection, kept in step with the chunk store (Chroma is the source of truth).
+
+One ``LexicalIndex`` is shared by the retriever and the ingestor of a process. The ingestor feeds it the
+chunks it writes; any other change to the store (another process or worker, a crash that left the
+saved index behind) is found by ``sync``: a diff of chunk ids against the store, which fetches and
+indexes only the missing chunks and drops the stale ones. Nothing is ever rebuilt from scratch unless
+asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rag.retrieval.bm25 import BM25Index
+from rag.settings import Settings
+from rag.store import GET_PAGE, ChunkStore
+
+log = logging.getLogger(__name__)
+
+
+def bm25_text(text: str, meta: dict[str, Any]) -> str:
+    """What BM25 indexes for a chunk: titles carry words users ask with ("the Legieć analysis")."""
+    return f"{meta.get('title', '')}\n{text}"
+
+
+@dataclass
+class SyncStats:
+    added: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+
+
+class LexicalIndex:
+    """Thread-safe owner of a collection's BM25 index: load, sync with the store, update, save."""
+
+    def __init__(self, settings: Settings, store: ChunkStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.folder = settings.bm25_dir
+        self._lock = threading.RLock()
+        self._index: BM25Index | None = None
+        self._count = -1
+        self._checked_at = float("-inf")
+
+    # -- reading --------------------------------------------------------------------------------
+    def current(self) -> BM25Index:
+        """The index, synced when the store's size changed (checked at most every ``bm25_refresh_seconds``)."""
+        with self._lock:
+            before = self._count
+            count = self.store_count()
+            if self._index is None or count != before or len(self._index) != count:
+                self.sync()
+            assert self._index is not None
+            return self._index
+
+    def store_count(self) -> int:
+        """Chunks in the store, asked at most every ``bm25_refresh_seconds`` (one round trip in server mode)."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._checked_at >= self.settings.bm25_refresh_seconds:
+                self._count = self.store.count()
+                self._checked_at = now
+            return self._count
+
+    # -- updating -------------------------------------------------------------------------------
+    def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
+        """Index chunks this process just wrote to the store."""
+        with self._lock:
+            self._loaded().add(ids, texts)
+
+    def remove(self, ids: Sequence[str]) -> None:
+        with self._lock:
+            self._loaded().remove(ids)
+
+    def sync(self, save: bool = True) -> SyncStats:
+        """Make the index hold exactly the store's chunks, touching only the difference."""
+        started = time.perf_counter()
+        with self._lock:
+            index = self._loaded()
+            stored = self.store.all_ids()
+            wanted = set(stored)
+            stale = [cid for cid in index.ids if cid not in wanted]
+            missing = [cid for cid in stored if cid not in index.where]
+            stats = SyncStats(removed=index.remove(stale))
+            for start in range(0, len(missing), GET_PAGE):
+                page = self.store.get(missing[start : start + GET_PAGE])
+                index.add([cid for cid, _, _ in page], [bm25_text(text, meta) for _, text, meta in page])
+                stats.added += len(page)
+            self._count, self._checked_at = len(stored), time.monotonic()
+            if save:
+                index.save(self.folder)
+            stats.seconds = time.perf_counter() - started
+            if stats.added or stats.removed:
+                log.info("bm25 synced", extra={"added": stats.added, "removed": stats.removed,
+                                               "chunks": len(index), "seconds": round(stats.seconds, 3)})
+            return stats
+
+    def rebuild(self) -> SyncStats:
+        """Forget the saved index and index the whole store again (after a restore)."""
+        with self._lock:
+            self._index = BM25Index()
+            return self.sync()
+
+    def save(self) -> None:
+        with self._lock:
+            if self._index is not None:
+                self._index.save(self.folder)
+
+    def _loaded(self) -> BM25Index:
+        if self._index is None:
+            self._index = BM25Index.load(self.folder) or BM25Index()
+        return self._index
