@@ -296,6 +296,44 @@ def evaluate(
 
 @app.command()
 @friendly_errors
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="CI smoke size: seeds, a 600-chunk corpus, 2 answers (< 3 min).")] = False,
+    scales: Annotated[Optional[str], typer.Option("--scales", help="Synthetic corpus sizes in chunks, comma-separated (default 10000,100000; quick 600).")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Run name (default: bench-quick or bench-full).")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the JSON and Markdown results go.")] = Path("eval/bench"),
+    sources: Annotated[Optional[list[Path]], typer.Option("--source", help="Documents the synthetic corpus recombines (default: seeds/ and eval/collections/mini/).")] = None,
+) -> None:
+    """Measure ingestion, retrieval, answers and serving, each against an in-run reference; write tables."""
+    from rag.bench.runner import BenchPlan, run_bench
+
+    settings = _settings()
+    sizes = [int(x) for x in scales.split(",") if x.strip()] if scales else None
+    plan = BenchPlan.preset(quick, sizes)
+    run_name = name or ("bench-quick" if quick else "bench-full")
+    results = run_bench(settings, plan, DEFAULT_SEEDS, Path("eval/gold/seeds.jsonl"),
+                        sources or [DEFAULT_SEEDS, Path("eval/collections/mini")], out_dir, run_name)
+    out.print((out_dir / f"{run_name}.md").read_text(), highlight=False)
+    out.print(f"written: {out_dir / run_name}.json and .md in {results['seconds']} s")
+
+
+@app.command("synth-corpus")
+@friendly_errors
+def synth_corpus(
+    folder: Annotated[Path, typer.Argument(help="Output folder (docs/ and questions.jsonl are written there).")],
+    chunks: Annotated[int, typer.Option("--chunks", min=100, help="About how many chunks the corpus should make.")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same corpus).")] = 0,
+    sources: Annotated[Optional[list[Path]], typer.Option("--source", help="Documents to recombine (default: seeds/ and eval/collections/mini/).")] = None,
+) -> None:
+    """Write a synthetic corpus with planted facts and a gold file of questions about them."""
+    from rag.bench.corpus import generate_corpus
+
+    info = generate_corpus(folder, chunks, sources or [DEFAULT_SEEDS, Path("eval/collections/mini")], seed=seed)
+    out.print(f"{info.documents} documents (~{info.estimated_chunks} chunks) in {info.docs_dir}; "
+              f"{info.planted} planted questions in {info.questions}")
+
+
+@app.command()
+@friendly_errors
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,

@@ -1,0 +1,1 @@
+"""Benchmarks and load generation against the library and a running service."""

