@@ -54,6 +54,28 @@ def _chroma_settings() -> Any:
     return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
 
 
+def _http_client(settings: Settings) -> Any:
+    """A Chroma ``HttpClient`` whose every call is bounded by ``settings.chroma_timeout``.
+
+    chromadb (1.5) builds its httpx session with ``timeout=None`` and has no setting for it, so a server
+    that accepts connections but never answers (frozen, overloaded, half-open) would hang callers forever.
+    The client's constructor already makes untimed calls (tenant and database checks), so the server is
+    first asked for a heartbeat with the timeout; then the session's timeout is set for everything after.
+    """
+    import chromadb
+    import httpx
+
+    host, port, timeout = settings.chroma_host or "127.0.0.1", settings.chroma_port, settings.chroma_timeout
+    httpx.get(f"http://{host}:{port}/api/v2/heartbeat", timeout=timeout).raise_for_status()
+    client = chromadb.HttpClient(host=host, port=port, settings=_chroma_settings())
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(timeout)
+    else:  # pragma: no cover - a chromadb upgrade changed its internals
+        log.warning("cannot bound Chroma server calls with a timeout", extra={"chromadb_client": type(client).__name__})
+    return client
+
+
 class ChunkStore:
     """The chunk collection. All writes pass explicit embeddings (Chroma must never embed itself)."""
 
@@ -63,9 +85,7 @@ class ChunkStore:
         self.settings = settings
         try:
             if settings.server_mode:
-                self.client = chromadb.HttpClient(
-                    host=settings.chroma_host or "127.0.0.1", port=settings.chroma_port, settings=_chroma_settings()
-                )
+                self.client = _http_client(settings)
             else:
                 settings.chroma_dir.mkdir(parents=True, exist_ok=True)
                 self.client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings())
@@ -82,6 +102,18 @@ class ChunkStore:
 
     def count(self) -> int:
         return int(self.collection.count())
+
+    def version(self) -> tuple[int, str | None]:
+        """(chunk count, id of the newest chunk): changes whenever chunks are added or replaced.
+
+        Chroma keeps rows in insertion order and a changed document gets new ids (they carry its content
+        hash), so a replacement with the same number of chunks still moves the newest id.
+        """
+        count = self.count()
+        if not count:
+            return 0, None
+        ids = self.collection.get(include=[], limit=1, offset=count - 1)["ids"]
+        return count, (ids[0] if ids else None)
 
     def heartbeat(self) -> bool:
         try:

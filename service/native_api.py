@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -56,12 +57,17 @@ class SearchRequest(BaseModel):
 
 
 def safe_filename(name: str | None) -> str:
-    """The last path component of an uploaded name, reduced to ``[A-Za-z0-9._-]`` (no traversal, no hidden files)."""
-    base = unicodedata.normalize("NFKC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE.sub("_", base).strip("._ ")
+    """The last path component of an uploaded name, reduced to ``[A-Za-z0-9._-]`` (no traversal, no hidden files).
+
+    The extension is split off first, so it survives a stem with nothing usable in it (``отчёт.md``); such a
+    stem becomes ``upload-<hash of the original>``, so two different names never share one stored file.
+    """
+    base = unicodedata.normalize("NFKC", name or "").replace("\\", "/").rsplit("/", 1)[-1].strip("._ ")
     stem, suffix = os.path.splitext(base)
-    stem = stem.strip("._ ")[:MAX_NAME_CHARS] or "upload"
-    return stem + suffix.lower()
+    clean = _UNSAFE.sub("_", stem).strip("._ ")[:MAX_NAME_CHARS]
+    if not clean:
+        clean = f"upload-{hashlib.sha256(stem.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}" if stem else "upload"
+    return clean + _UNSAFE.sub("_", suffix).lower()
 
 
 def _document(meta: dict[str, Any], uploads_dir: Path) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """OpenAI-compatible routes: ``POST /v1/chat/completions`` (plain and streaming) and ``GET /v1/models``.
 
 Responses follow OpenAI's schema, so the official ``openai`` client works, plus a few extra fields:
-``sources`` (the verified citations), ``abstained`` and ``backend`` (and ``answer`` on the last stream chunk).
+``sources`` (the verified citations), ``abstained``, ``backend`` and ``fallback_reason`` (and ``answer`` on the last
+stream chunk). ``fallback_reason`` is null unless the answer came from the extractive fallback instead of the
+configured generator (e.g. the LLM server was down or timed out); then ``backend`` is ``"extractive"``.
 
 Streaming and verification: tokens are streamed as the model writes them, but the answer is only
 verified afterwards. When the verified text differs from what was streamed (ignoring whitespace and
@@ -119,6 +121,7 @@ class ChatCompletion(BaseModel):
     sources: list[Source] = Field(description="Extension: the passages the answer's [n] markers point at.")
     abstained: bool = Field(description="Extension: true when the documents do not contain the answer.")
     backend: str = Field(description="Extension: the backend that produced the answer (extractive after a fallback).")
+    fallback_reason: str | None = Field(None, description="Extension: why the requested backend was not used (null unless it fell back).")
 
 
 class ModelCard(BaseModel):
@@ -227,6 +230,7 @@ def register(app: FastAPI, state: ServiceState) -> None:
             "sources": sources(answer),
             "abstained": answer.abstained,
             "backend": answer.backend,
+            "fallback_reason": answer.fallback_reason,
         })
 
     async def _stream(state: ServiceState, stream: Any, completion_id: str, created: int, include_usage: bool) -> AsyncIterator[str]:
@@ -258,7 +262,7 @@ def register(app: FastAPI, state: ServiceState) -> None:
             if comparable(answer.answer) != comparable(streamed):
                 yield _sse(chunk({"content": VERIFIED_PREFIX + answer.answer}))
             yield _sse(chunk({}, "stop", sources=sources(answer), answer=answer.answer, abstained=answer.abstained,
-                             backend=answer.backend))
+                             backend=answer.backend, fallback_reason=answer.fallback_reason))
             if include_usage:
                 yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": settings.llm_model,
                             "system_fingerprint": None, "choices": [], "usage": usage(answer)})

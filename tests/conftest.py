@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,28 @@ os.environ["RAG_SETTINGS_FILE"] = str(ROOT / "tests" / "no-settings-file.toml")
 
 from rag.embedding import Embedder, get_embedder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
+
+
+FIGURES = pytest.StashKey[list[tuple[str, str, object]]]()
+
+
+@pytest.fixture
+def figure(request: pytest.FixtureRequest) -> Callable[[str, object], None]:
+    """Record a measured figure (a latency, a count): printed in a summary section at the end of the run."""
+
+    def record(name: str, value: object) -> None:
+        request.config.stash.setdefault(FIGURES, []).append((request.node.name, name, value))
+        request.node.user_properties.append((name, value))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    figures = config.stash.get(FIGURES, [])
+    if figures:
+        terminalreporter.section("measured figures")
+        for test, name, value in figures:
+            terminalreporter.write_line(f"{test}: {name} = {value}")
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:

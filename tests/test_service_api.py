@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import threading
 import time
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SEEDS, run_cli
+from tests.conftest import ROOT, SEEDS, free_port, make_settings, run_cli
 from tests.servers import rag_server
 
 pytestmark = pytest.mark.server
@@ -276,6 +277,78 @@ def test_upload_path_traversal_is_stored_inside_uploads(server: tuple[str, Path]
     assert not (uploads / "evil.txt").exists()
 
 
+HOSTILE_NAMES = [
+    "/etc/x.md", "..\\..\\x.md", "../../x.md", "....//....//x.md", "\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fx.md",
+    "%2e%2e%2f%2e%2e%2fx.md", "a\x00b.md", "../\x00../x.md", "y" * 600 + ".md", "x" * 5000 + ".md", "../" * 300 + "x.md",
+]
+FOREIGN_NAMES = ["отчёт.md", "報告.md", "../../ü.md"]  # nothing ASCII in the stem: kept apart, extension kept
+
+
+def _multipart(disposition: bytes, data: bytes) -> tuple[bytes, dict[str, str]]:
+    """A multipart body whose part header is sent byte for byte (httpx escapes NUL, quotes and newlines in names)."""
+    boundary = b"hostile-boundary-7d1c"
+    body = (b"--" + boundary + b"\r\nContent-Disposition: form-data; name=\"file\"; " + disposition
+            + b"\r\nContent-Type: text/markdown\r\n\r\n" + data + b"\r\n--" + boundary + b"--\r\n")
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"}
+
+
+def _outside(root: Path, inside: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if not p.is_relative_to(inside)}
+
+
+def test_hostile_upload_names_write_nothing_outside_the_data_dir(server: tuple[str, Path]) -> None:
+    """Traversal, absolute, NUL, percent-encoded (also RFC 2231 ``filename*``) and overlong names: the file lands
+    in <data_dir>/uploads under a plain name, or the upload is refused; nothing appears anywhere else.
+    Names in other scripts are stored too, each under its own name, with their extension."""
+    url, data_dir = server
+    uploads = (data_dir / "uploads").resolve()
+    tmp_root = data_dir.parent.parent  # the session's temporary tree, holding every test's data dir
+    # Where a naive join of each name could land: the tmp tree, the server's working dir, the filesystem root.
+    naive = {(base / n.replace("\\", "/").replace("\x00", "")).resolve()
+             for n in HOSTILE_NAMES if len(n) < 255 for base in (uploads, data_dir, ROOT, Path("/"))}
+    naive = {p for p in naive if not p.is_relative_to(uploads)}
+    before, existed = _outside(tmp_root, data_dir), {p for p in naive if p.exists()}
+    inside_before = set(data_dir.rglob("*"))
+    text = b"# Hostile names\n\nThe pangolin named Quorvex guards the archive of Tessaly.\n"
+    requests = [httpx.post(f"{url}/v1/documents", files={"file": (n, text, "text/markdown")}, timeout=120)
+                for n in HOSTILE_NAMES + FOREIGN_NAMES]
+    for disposition in (b'filename="a\x00../../x.md"', b'filename="../../x\x00.md"',
+                        b"filename*=UTF-8''..%2F..%2Fx.md", b"filename*=UTF-8''%2Fetc%2Fx.md"):
+        body, headers = _multipart(disposition, text)
+        requests.append(httpx.post(f"{url}/v1/documents", content=body, headers=headers, timeout=120))
+    stored: set[str] = set()
+    for res in requests:
+        assert res.status_code in (200, 201) or 400 <= res.status_code < 500, res.text
+        if res.status_code in (200, 201):
+            data = res.json()
+            assert Path(data["source"]).parent == uploads and "/" not in data["filename"] and "\x00" not in data["filename"], data
+            assert len(data["filename"]) <= 255, data["filename"]
+            stored.add(data["doc_id"])
+    assert stored, "every hostile name was refused: nothing was checked"
+    foreign_responses = requests[len(HOSTILE_NAMES):len(HOSTILE_NAMES) + len(FOREIGN_NAMES)]
+    assert [r.status_code for r in foreign_responses] == [201] * len(FOREIGN_NAMES), [r.text for r in foreign_responses]
+    foreign = [r.json()["filename"] for r in foreign_responses]
+    assert len(set(foreign)) == len(FOREIGN_NAMES) and all(f.endswith(".md") for f in foreign), foreign
+    assert _outside(tmp_root, data_dir) == before
+    assert {p for p in naive if p.exists()} == existed
+    # Inside the data dir, only the uploads folder and the index (Chroma, BM25) may gain files.
+    settings = make_settings(data_dir)
+    index_dirs = [uploads, settings.chroma_dir.resolve(), settings.bm25_dir.parent.resolve()]
+    new = {p.resolve() for p in set(data_dir.rglob("*")) - inside_before}
+    assert all(any(p.is_relative_to(d) for d in index_dirs) for p in new), new - {p for p in new if p.is_relative_to(uploads)}
+    for doc_id in stored:
+        assert httpx.delete(f"{url}/v1/documents/{doc_id}", timeout=120).status_code == 200
+    assert not any("Quorvex" in _text(p) for p in uploads.iterdir())
+
+
+def _text(path: Path) -> str:
+    """A small regular file's text, else ''."""
+    try:
+        return path.read_text(errors="replace") if path.is_file() and path.stat().st_size < 1_000_000 else ""
+    except OSError:
+        return ""
+
+
 # -- bad input ------------------------------------------------------------------------------------
 def test_bad_input_gets_clear_4xx(url: str) -> None:
     post = lambda path, **kw: httpx.post(f"{url}{path}", timeout=60, **kw)  # noqa: E731
@@ -437,6 +510,50 @@ def test_api_key_guards_every_route_but_health_and_page(tmp_path_factory: pytest
     assert "status=401" in log_text
 
 
+def test_keys_never_reach_the_logs_even_at_debug(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """RAG_API_KEY and RAG_LLM_API_KEY stay out of DEBUG JSON logs, whatever clients do with them."""
+    key, wrong, llm_key = (f"{name}-{secrets.token_hex(16)}" for name in ("apikey", "wrongkey", "llmkey"))
+    data_dir = seeded_data_dir(tmp_path_factory, "key-log-server")
+    env = {"RAG_API_KEY": key, "RAG_LOG_LEVEL": "DEBUG", "RAG_LOG_JSON": "true", "RAG_LLM_BACKEND": "extractive",
+           # The openai backend is enabled per request against a dead server: its client's DEBUG logs are checked too.
+           "RAG_LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", "RAG_LLM_API_KEY": llm_key, "RAG_LLM_TIMEOUT": "2"}
+    bearer = {"Authorization": f"Bearer {key}"}
+    with rag_server(data_dir, env) as url:
+        port = url.rsplit(":", 1)[1]
+        wait_ready(url, bearer)
+        question = {"model": "x", "messages": [{"role": "user", "content": LEADER_Q}]}
+        expected = [
+            (200, "GET", "/v1/models", bearer, None),
+            (200, "POST", "/v1/chat/completions", bearer, question),
+            (200, "POST", "/v1/chat/completions", bearer, {**question, "backend": "openai"}),  # falls back
+            (200, "POST", "/v1/chat/completions", bearer, {**question, "stream": True}),
+            (200, "GET", f"/readyz?api_key={key}", bearer, None),
+            (200, "GET", f"/healthz?token={key}", bearer, None),
+            (404, "GET", f"/v1/nowhere?api_key={key}", bearer, None),
+            (400, "POST", "/v1/chat/completions", bearer, {"model": "x", "messages": [{"role": "user", "content": ""}]}),
+            (401, "GET", "/v1/models", {"Authorization": f"Bearer {wrong}"}, None),
+            (401, "POST", "/v1/ask", {"Authorization": f"Bearer {wrong}"}, {"question": LEADER_Q}),
+            (401, "GET", "/v1/models", {}, None),
+            (401, "GET", f"/v1/models?api_key={key}", {}, None),
+            (401, "GET", f"/v1/documents?key={wrong}&access_token={key}", {}, None),
+            (401, "GET", "/v1/models", {"Authorization": f"Basic {key}"}, None),
+            (401, "GET", "/v1/models", {"X-API-Key": key}, None),
+            (401, "GET", "/v1/models", {"Authorization": f"Bearer  {key}x"}, None),
+        ]
+        for status, method, path, headers, body in expected:
+            res = httpx.request(method, f"{url}{path}", headers=headers, json=body, timeout=120)
+            assert res.status_code == status, (method, path, res.status_code, res.text)
+            assert key not in res.text and wrong not in res.text and llm_key not in res.text, (path, res.text)
+        fallback = httpx.post(f"{url}/v1/chat/completions", headers=bearer, json={**question, "backend": "openai"}, timeout=120)
+        assert fallback.json()["fallback_reason"], fallback.text  # the openai client really ran (and failed)
+    log_text = (data_dir.parent / f"serve-{port}.log").read_text()
+    lines = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+    assert sum(1 for r in lines if r["level"] == "debug") >= 3, log_text[-2000:]  # DEBUG really was on
+    assert sum(1 for r in lines if r.get("status") == 401) == sum(1 for e in expected if e[0] == 401)
+    for secret in (key, wrong, llm_key):
+        assert secret not in log_text
+
+
 # -- generation queue ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_queue_url(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Iterator[str]:
@@ -479,6 +596,27 @@ def test_full_queue_answers_429_with_retry_after(small_queue_url: str) -> None:
         else:
             assert_answers(res.json(), "muhajir", LEADER_DOC)
     assert _in_flight(url) == 0
+
+
+@pytest.mark.llm
+def test_overload_through_the_load_generator(small_queue_url: str, figure) -> None:  # type: ignore[no-untyped-def]
+    """Eight chats and four searches at once against one generation slot, counted by ``rag.bench.load``."""
+    from rag.bench.load import run_load
+    from tests.test_load import chat_questions, search_questions
+
+    chats, searches = 8, 4
+    report = run_load(small_queue_url, search_questions(), chats + searches, chats + searches, chats / (chats + searches),
+                      chat_questions=chat_questions())
+    data = report.to_dict()
+    figure("overload chat statuses", data["kinds"]["chat"]["statuses"])
+    figure("overload 429 max latency (ms)", data["kinds"]["chat"]["rejected_max_ms"])
+    assert data["kinds"]["chat"]["statuses"] == {"200": 1, "429": chats - 1}, data
+    assert data["kinds"]["search"]["statuses"] == {"200": searches}, data  # searches are not queued
+    assert report.rejected_without_retry_after == 0 and report.server_errors == 0 and report.transport_errors == 0, data
+    assert report.wrong == 0, data
+    # Refused at once: every 429 came back before the admitted chat had its answer.
+    assert data["kinds"]["chat"]["rejected_max_ms"] < data["kinds"]["chat"]["p50_ms"], data
+    assert _in_flight(small_queue_url) == 0
 
 
 @pytest.mark.llm
