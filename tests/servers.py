@@ -1,9 +1,13 @@
-"""Starting the real `rag serve` process for tests (loopback, free port, stopped by the test)."""
+"""Starting real server processes for tests: `rag serve`, `chroma run`, `python -m llama_cpp.server`.
+
+Each helper binds 127.0.0.1 at a free port, waits until the process answers, and stops it on exit.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +16,20 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import RAG_BIN, ROOT, free_port
+
+CHROMA_BIN = Path(sys.executable).with_name("chroma")
+LLAMA_ALIAS = "qwen"
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Terminate ``proc`` (this one process only), killing it if it does not exit in ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 @contextmanager
@@ -38,9 +56,68 @@ def rag_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
+
+
+def start_chroma(path: Path, port: int, timeout: float = 60) -> subprocess.Popen[bytes]:
+    """Start `chroma run --path PATH` on 127.0.0.1:``port`` and wait for its heartbeat; the caller stops it."""
+    proc = subprocess.Popen([str(CHROMA_BIN), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"chroma run exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    _stop(proc)
+    raise RuntimeError("chroma server did not start")
+
+
+@contextmanager
+def chroma_server(path: Path) -> Iterator[int]:
+    """Run `chroma run` persisting to ``path`` at a free loopback port; yields the port."""
+    port = free_port()
+    proc = start_chroma(path, port)
+    try:
+        yield port
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def llama_server(model_path: Path, alias: str = LLAMA_ALIAS, n_ctx: int = 2048, n_threads: int = 2,
+                 timeout: float = 120, port: int | None = None, interrupt_requests: bool = False) -> Iterator[str]:
+    """Run `python -m llama_cpp.server` with ``model_path`` under the name ``alias``; yields the OpenAI base URL (…/v1).
+
+    ``port`` (default: a free one) lets a test restart the server where its clients expect it.
+    ``interrupt_requests``: llama_cpp.server's own default (True) ends a running stream early, with no error, as soon
+    as another request arrives; with several clients (two `rag serve` workers) it must be off so requests queue.
+    """
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--model_alias", alias,
+         "--interrupt_requests", str(interrupt_requests)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}")
+            try:
+                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("llama_cpp.server did not start")
+            time.sleep(0.5)
+        yield url
+    finally:
+        _stop(proc)

@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import SEEDS, free_port, make_settings
-
-CHROMA_BIN = Path(sys.executable).with_name("chroma")
-
-
-def start_chroma(path: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([str(CHROMA_BIN), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("chroma server did not start")
+from tests.conftest import SEEDS, make_settings
+from tests.servers import chroma_server as run_chroma
+from tests.servers import start_chroma  # noqa: F401 - re-exported for older imports
 
 
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
-    proc = start_chroma(tmp_path / "chroma-server", port)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=30)
+    with run_chroma(tmp_path / "chroma-server") as port:
+        yield port
 
 
 @pytest.mark.server
