@@ -48,7 +48,8 @@ class Core:
         store = ChunkStore(settings)
         embedder = get_embedder(settings)
         retriever = Retriever(settings, store=store, embedder=embedder)
-        return cls(store, retriever, Answerer(settings, retriever), Ingestor(settings, store=store, embedder=embedder))
+        ingestor = Ingestor(settings, store=store, embedder=embedder, lexical=retriever.lexical)
+        return cls(store, retriever, Answerer(settings, retriever), ingestor)
 
 
 class ServiceState:

@@ -122,3 +122,23 @@ def test_store_changes_by_another_process_are_synced_as_a_difference(tmp_path: P
     writer.delete("002_2399800fba452946")
     assert reader.lexical.sync(save=False).removed == report.chunks_written
     assert len(reader.bm25()) == before
+
+
+def test_a_replacement_with_as_many_chunks_is_noticed_without_an_explicit_sync(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    from rag.ingestion.pipeline import Ingestor
+    from rag.retrieval import Retriever
+    from tests.conftest import make_settings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    note = docs / "note.txt"
+    note.write_text("Field notes. The zebracorn migration was observed near the river in spring.")
+    settings = make_settings(tmp_path / "data", bm25_refresh_seconds=0)
+    Ingestor(settings, embedder=embedder).ingest_paths([docs])
+    reader = Retriever(settings, embedder=embedder)
+    assert reader.search("zebracorn", k=1, mode="bm25")[0].doc_id == "note"
+    note.write_text("Field notes. The quasarwing migration was observed near the river in spring.")
+    assert Ingestor(settings, embedder=embedder).ingest_paths([docs]).updated == ["note"]
+    assert reader.store.count() == 1  # same count: only the newest id tells the reader
+    assert reader.search("quasarwing", k=1, mode="bm25")[0].doc_id == "note"
+    assert reader.search("zebracorn", k=1, mode="bm25") == []

@@ -44,28 +44,31 @@ class LexicalIndex:
         self.folder = settings.bm25_dir
         self._lock = threading.RLock()
         self._index: BM25Index | None = None
-        self._count = -1
+        self._version: tuple[int, str | None] = (-1, None)  # the store's (count, newest id) when last asked
+        self._synced: tuple[int, str | None] | None = None  # ... and when the index was last synced
         self._checked_at = float("-inf")
 
     # -- reading --------------------------------------------------------------------------------
     def current(self) -> BM25Index:
-        """The index, synced when the store's size changed (checked at most every ``bm25_refresh_seconds``)."""
+        """The index, synced when the store changed (checked at most every ``bm25_refresh_seconds``)."""
         with self._lock:
-            before = self._count
-            count = self.store_count()
-            if self._index is None or count != before or len(self._index) != count:
+            version = self._store_version()
+            if self._index is None or version != self._synced or len(self._index) != version[0]:
                 self.sync()
             assert self._index is not None
             return self._index
 
     def store_count(self) -> int:
         """Chunks in the store, asked at most every ``bm25_refresh_seconds`` (one round trip in server mode)."""
+        return self._store_version()[0]
+
+    def _store_version(self) -> tuple[int, str | None]:
         now = time.monotonic()
         with self._lock:
             if now - self._checked_at >= self.settings.bm25_refresh_seconds:
-                self._count = self.store.count()
+                self._version = self.store.version()
                 self._checked_at = now
-            return self._count
+            return self._version
 
     # -- updating -------------------------------------------------------------------------------
     def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
@@ -91,7 +94,8 @@ class LexicalIndex:
                 page = self.store.get(missing[start : start + GET_PAGE])
                 index.add([cid for cid, _, _ in page], [bm25_text(text, meta) for _, text, meta in page])
                 stats.added += len(page)
-            self._count, self._checked_at = len(stored), time.monotonic()
+            self._version = self._synced = (len(stored), stored[-1] if stored else None)
+            self._checked_at = time.monotonic()
             if save:
                 index.save(self.folder)
             stats.seconds = time.perf_counter() - started
