@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.servers import LLAMA_ALIAS
+from tests.servers import llama_server as run_llama_server
 
 pytestmark = [pytest.mark.llm, pytest.mark.server]
 
 
 @pytest.fixture(scope="module")
 def llama_server(model_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", "2", "--model_alias", "qwen"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with run_llama_server(model_path) as url:
+        yield url
 
 
 def test_openai_backend_answers_through_real_server(llm_settings, retriever, llama_server: str) -> None:  # type: ignore[no-untyped-def]
     from rag.generation.answerer import Answerer
 
-    settings = llm_settings.model_copy(update={"llm_backend": "openai", "llm_base_url": llama_server, "llm_model": "qwen"})
+    settings = llm_settings.model_copy(update={"llm_backend": "openai", "llm_base_url": llama_server, "llm_model": LLAMA_ALIAS})
     answer = Answerer(settings, retriever).ask("Who has led ISIS-K since 2020?")
     assert answer.backend == "openai" and answer.fallback_reason is None
     assert "Muhajir" in answer.answer and answer.citations[0].doc_id == "002_2399800fba452946"
@@ -61,3 +42,33 @@ def test_unreachable_server_falls_back_to_extractive(llm_settings, retriever) ->
     assert answer.backend == "extractive"
     assert answer.fallback_reason and "failed" in answer.fallback_reason
     assert "Muhajir" in answer.answer and answer.citations
+
+
+def test_a_busy_server_is_ready_and_a_dead_one_is_not(llm_settings, llama_server: str) -> None:  # type: ignore[no-untyped-def]
+    """llama_cpp.server answers /v1/models only between generations: busy must not read as down."""
+    import threading
+
+    from rag.generation.backends.base import GenerationStats
+    from rag.generation.backends.openai_compat import OpenAIGenerator
+
+    settings = llm_settings.model_copy(update={"llm_backend": "openai", "llm_base_url": llama_server,
+                                               "llm_model": LLAMA_ALIAS, "llm_timeout": 300.0})
+    gen = OpenAIGenerator(settings)
+    started = threading.Event()
+    pieces: list[str] = []
+
+    def long_answer() -> None:
+        messages = [{"role": "user", "content": "Count from one to two hundred in words, comma separated."}]
+        for piece in gen.stream(messages, 200, 0.0, GenerationStats()):
+            started.set()
+            pieces.append(piece)
+
+    worker = threading.Thread(target=long_answer)
+    worker.start()
+    assert started.wait(120), "the generation did not start"
+    busy_checks = [gen.ready() for _ in range(2)]
+    worker.join(300)
+    assert busy_checks == [True, True]
+    assert len(pieces) > 20, "the readiness checks cut the running stream short"
+    dead = settings.model_copy(update={"llm_base_url": f"http://127.0.0.1:{free_port()}/v1"})
+    assert OpenAIGenerator(dead).ready() is False

@@ -9,6 +9,8 @@ from rag.errors import LLMUnavailable, ModelError
 from rag.generation.backends.base import GenerationStats
 from rag.settings import Settings
 
+READY_TIMEOUT_S = 2.0
+
 
 class OpenAIGenerator:
     name = "openai"
@@ -28,8 +30,17 @@ class OpenAIGenerator:
         )
 
     def ready(self) -> bool:
+        """The server answers, or accepted the connection but is busy generating.
+
+        llama_cpp.server answers ``GET /v1/models`` only between generations (one lock for both), so a
+        read timeout means "busy", not "down"; a refused or failed connection means down.
+        """
+        import openai
+
         try:
-            self.client.with_options(timeout=2.0, max_retries=0).models.list()
+            self.client.with_options(timeout=READY_TIMEOUT_S, max_retries=0).models.list()
+            return True
+        except openai.APITimeoutError:
             return True
         except self._errors:
             return False
@@ -46,12 +57,14 @@ class OpenAIGenerator:
                 stream=True,
                 stream_options={"include_usage": True},
             )
+            finished = False
             for chunk in response:
                 if chunk.usage:
                     stats.prompt_tokens = chunk.usage.prompt_tokens
                     stats.completion_tokens = chunk.usage.completion_tokens
                 if not chunk.choices:
                     continue
+                finished = finished or chunk.choices[0].finish_reason is not None
                 piece = chunk.choices[0].delta.content
                 if piece:
                     if not stats.first_token_ms:
@@ -60,5 +73,7 @@ class OpenAIGenerator:
                     yield piece
             if not stats.completion_tokens:  # servers that ignore include_usage: one piece is about one token
                 stats.completion_tokens = pieces
+            if not finished:  # e.g. llama_cpp.server with interrupt_requests cut the stream for another request
+                raise LLMUnavailable(f"LLM server {self.settings.llm_base_url} ended the stream without a finish reason")
         except self._errors as exc:
             raise LLMUnavailable(f"LLM server {self.settings.llm_base_url} failed: {type(exc).__name__}: {exc}") from exc
