@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from cachetools import LRUCache
 
 from rag.errors import ModelError
 from rag.settings import Settings
@@ -29,7 +30,7 @@ def packaged_model_path() -> Path:
 class Embedder:
     """Normalized 384-d embeddings plus the model's own tokenizer for sizing chunks."""
 
-    def __init__(self, model_path: Path, threads: int, batch_size: int) -> None:
+    def __init__(self, model_path: Path, threads: int, batch_size: int, cache_size: int = 0) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -42,6 +43,9 @@ class Embedder:
         self.batch_size = batch_size
         self.model_path = model_path
         self._lock = threading.Lock()  # torch inference is fine concurrently, but serializing keeps thread use bounded
+        self._cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=max(cache_size, 1))
+        self._cache_lock = threading.Lock()
+        self.cache_size = cache_size
 
     @property
     def dimension(self) -> int:
@@ -72,14 +76,31 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
+    def embed_cached(self, texts: list[str]) -> np.ndarray:
+        """Like ``embed``, remembering recent texts: the sentences of popular passages recur across questions."""
+        if not self.cache_size:
+            return self.embed(texts)
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in texts if t in self._cache}
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = dict(zip(missing, self.embed(missing), strict=True))
+            with self._cache_lock:
+                for text, vector in fresh.items():
+                    self._cache[text] = vector
+            known.update(fresh)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([known[t] for t in texts])
+
 
 @lru_cache(maxsize=4)
-def _load(model_path: Path, threads: int, batch_size: int) -> Embedder:
+def _load(model_path: Path, threads: int, batch_size: int, cache_size: int) -> Embedder:
     log.info("loading embedding model", extra={"path": str(model_path), "threads": threads})
-    return Embedder(model_path, threads, batch_size)
+    return Embedder(model_path, threads, batch_size, cache_size)
 
 
 def get_embedder(settings: Settings) -> Embedder:
     """The process-wide embedder for these settings (loaded once)."""
     path = settings.embed_model_path or packaged_model_path()
-    return _load(Path(path), settings.torch_threads, settings.embed_batch_size)
+    return _load(Path(path), settings.torch_threads, settings.embed_batch_size, settings.embed_cache_size)

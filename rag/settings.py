@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     embed_model_path: Path | None = Field(None, description="Local sentence-transformers model folder (default: packaged all-MiniLM-L6-v2).")
     embed_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
     torch_threads: int = Field(1, ge=1, description="Torch CPU threads (1 is stable under contention).")
+    embed_cache_size: int = Field(20_000, ge=0, description="Passage sentences whose embeddings are kept for reuse (about 1.5 KiB each; 0 = off).")
     max_upload_bytes: int = Field(20_000_000, ge=1, description="Largest document accepted for ingestion.")
 
     # Retrieval
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     # Answering
     llm_backend: LLMBackendName = Field("llamacpp", description="llamacpp, openai or extractive.")
     answer_top_k: int = Field(4, ge=1, le=20, description="Passages shown to the generator.")
-    context_sentences: int = Field(3, ge=0, le=50, description="Sentences kept per passage in the prompt (0 = whole passage).")
+    context_sentences: int = Field(2, ge=0, le=50, description="Sentences kept per passage in the prompt (0 = whole passage).")
     llm_model_path: Path | None = Field(None, description="GGUF file (default: assembled from the packaged parts into <data_dir>/models).")
     llm_ctx: int = Field(2048, ge=512, description="llama.cpp context window.")
     llm_threads: int = Field(2, ge=1, description="llama.cpp threads.")
@@ -123,3 +124,12 @@ def get_settings() -> Settings:
         raise RagError(f"invalid settings: {problems}") from None
     except ValueError as exc:  # e.g. an unreadable TOML settings file
         raise RagError(f"invalid settings file: {exc}") from None
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (env var, default, meaning) that the README carries."""
+    rows = ["| env var | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.default.get_secret_value() if isinstance(info.default, SecretStr) else info.default
+        rows.append(f"| `RAG_{name.upper()}` | `{default}` | {info.description} |")
+    return "\n".join(rows)

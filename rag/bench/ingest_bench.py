@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rag.bench.measure import peak_rss_mb
 from rag.embedding import Embedder
 from rag.ingestion.pipeline import Ingestor
 from rag.settings import Settings
@@ -32,6 +33,7 @@ def bench_ingest(settings: Settings, docs: Path, embedder: Embedder, reference_l
     started = time.perf_counter()
     report = ingestor.ingest_paths([docs], progress=sys.stderr.isatty())
     seconds = time.perf_counter() - started
+    rss = peak_rss_mb()
     texts = embedded_texts(ingestor.store, settings, reference_limit)
     started = time.perf_counter()
     embedder.model.encode(texts, batch_size=settings.embed_batch_size, normalize_embeddings=True,
@@ -51,6 +53,7 @@ def bench_ingest(settings: Settings, docs: Path, embedder: Embedder, reference_l
         "raw_chunks_per_s": round(raw_rate, 2),
         "ratio": round(pipeline_rate / raw_rate, 3) if raw_rate and pipeline_rate else None,
         "target": ">= 0.85",
+        "process_peak_rss_mb": rss,  # VmHWM so far: flat from 10k to 100k chunks means ingestion streams
         "torch_threads": settings.torch_threads,
         "batch_size": settings.embed_batch_size,
     }

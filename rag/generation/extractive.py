@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from rag.embedding import Embedder
 from rag.generation.answer import ABSTENTION
 from rag.generation.prompt import ContextPassage
@@ -20,7 +22,7 @@ def extractive_answer(question: str, context: list[ContextPassage], embedder: Em
                 candidates.append((c.n, sentence))
     if not candidates:
         return ABSTENTION, 0.0
-    vectors = embedder.embed([question] + [s for _, s in candidates])
+    vectors = np.vstack([embedder.embed([question]), embedder.embed_cached([s for _, s in candidates])])
     q_terms = content_terms(question)
     best_score, best = -1.0, candidates[0]
     for (n, sentence), vector in zip(candidates, vectors[1:], strict=True):

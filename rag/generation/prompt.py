@@ -45,7 +45,7 @@ def compress(question: str, passages: list[Passage], keep: int, embedder: Embedd
         return [ContextPassage(i, p, " ".join(p.text.split())) for i, p in enumerate(passages, start=1)]
     sentences = [p.text[s:e] for p, spans in zip(passages, spans_per_passage, strict=True) for s, e in spans]
     q_terms = content_terms(question)
-    vectors = embedder.embed([question, *sentences]) if sentences else np.zeros((1, 1))
+    vectors = np.vstack([embedder.embed([question]), embedder.embed_cached(sentences)]) if sentences else np.zeros((1, 1))
     sims = vectors[1:] @ vectors[0] if sentences else np.zeros(0)
     out: list[ContextPassage] = []
     offset = 0

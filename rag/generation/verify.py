@@ -115,9 +115,14 @@ def verify(raw: str, question: str, context: list[ContextPassage], threshold: fl
         bad = [n for n in s.cited if n not in by_n]
         if bad:
             notes.append(f"dropped out-of-range citation(s) {bad}")
-        sims = _similarities(s.text, context, embedder)
-        s.scores = {n: support(s.text, question, c.passage.text, sims.get(n)) for n, c in by_n.items()}
+        s.scores = {n: support(s.text, question, c.passage.text) for n, c in by_n.items()}
         valid = [n for n in dict.fromkeys(s.cited) if n in by_n and s.scores[n] >= threshold]
+        if not valid and embedder is not None:
+            # No cited passage holds the words: a paraphrase may still be supported. Embedding every window
+            # costs most of verification, so it is done only for sentences that need it.
+            sims = _similarities(s.text, context, embedder)
+            s.scores = {n: support(s.text, question, c.passage.text, sims.get(n)) for n, c in by_n.items()}
+            valid = [n for n in dict.fromkeys(s.cited) if n in by_n and s.scores[n] >= threshold]
         if valid:
             s.final = valid
         elif s.scores:
@@ -148,8 +153,7 @@ def _similarities(sentence: str, context: list[ContextPassage], embedder: Embedd
         return {}
     per_passage = {c.n: windows(c.passage.text) for c in context}
     flat = [w for ws in per_passage.values() for w in ws]
-    vectors = embedder.embed([sentence, *flat])
-    sims = (vectors[1:] @ vectors[0]).tolist()
+    sims = (embedder.embed_cached(flat) @ embedder.embed_query(sentence)).tolist() if flat else []
     out: dict[int, list[float]] = {}
     for n, ws in per_passage.items():
         out[n], sims = sims[: len(ws)], sims[len(ws) :]
