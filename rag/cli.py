@@ -302,13 +302,14 @@ def bench(
     name: Annotated[Optional[str], typer.Option("--name", help="Run name (default: bench-quick or bench-full).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the JSON and Markdown results go.")] = Path("eval/bench"),
     sources: Annotated[Optional[list[Path]], typer.Option("--source", help="Documents the synthetic corpus recombines (default: seeds/ and eval/collections/mini/).")] = None,
+    parts: Annotated[str, typer.Option("--parts", help="Benchmarks to run besides seeds ingestion: retrieval,answers,serve,load.")] = "retrieval,answers,serve,load",
 ) -> None:
-    """Measure ingestion, retrieval, answers and serving, each against an in-run reference; write tables."""
+    """Measure ingestion, retrieval, answers, serving and load, each against an in-run reference; write tables."""
     from rag.bench.runner import BenchPlan, run_bench
 
     settings = _settings()
-    sizes = [int(x) for x in scales.split(",") if x.strip()] if scales else None
-    plan = BenchPlan.preset(quick, sizes)
+    sizes = [int(x) for x in scales.split(",") if x.strip() and x.strip() != "0"] if scales is not None else None
+    plan = BenchPlan.preset(quick, sizes, tuple(p.strip() for p in parts.split(",") if p.strip()))
     run_name = name or ("bench-quick" if quick else "bench-full")
     results = run_bench(settings, plan, DEFAULT_SEEDS, Path("eval/gold/seeds.jsonl"),
                         sources or [DEFAULT_SEEDS, Path("eval/collections/mini")], out_dir, run_name)

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     chroma_path: Path | None = Field(None, description="Embedded Chroma folder (default: <data_dir>/chroma).")
     chroma_host: str | None = Field(None, description="Chroma server host; when set, server mode is used.")
     chroma_port: int = Field(8000, description="Chroma server port.")
-    chroma_timeout: float = Field(5.0, description="Seconds before a Chroma server call is abandoned.")
+    chroma_timeout: float = Field(5.0, description="Seconds before any Chroma server call is abandoned (a hung server gives 503 after about twice this).")
     collection: str = Field("rag", min_length=3, max_length=512, description="Chroma collection name.")
 
     # Ingestion

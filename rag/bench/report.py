@@ -77,10 +77,17 @@ def to_markdown(r: dict[str, Any]) -> str:
         ]
     ld = r.get("load")
     if ld:
-        lines += ["", "## Load", "", "```", _load_summary(ld), "```"]
+        lines += [
+            "",
+            f"## Load: {ld['requests']} requests, {ld['concurrency']} concurrent, {ld['chat_share']:.0%} chat, "
+            f"single-fact gold questions ({ld['wall_s']} s)",
+            "",
+            "| kind | sent | statuses | p50 | p95 | wrong |",
+            "|---|---|---|---|---|---|",
+        ]
+        for kind, k in ld["kinds"].items():
+            lines.append(f"| {kind} | {k['sent']} | {k['statuses']} | {_fmt(k['p50_ms'], ' ms')} | {_fmt(k['p95_ms'], ' ms')} | {k['wrong']} |")
+        lines += ["", f"5xx: {ld['server_errors']}; 429: {ld['rejected']} (without Retry-After: "
+                      f"{ld['rejected_without_retry_after']}); transport errors: {ld['transport_errors']}; wrong: {ld['wrong']}. "
+                      "A chat's latency includes waiting for the one model behind the chats admitted before it."]
     return "\n".join(lines) + "\n"
-
-
-def _load_summary(load: dict[str, Any]) -> str:
-    return "\n".join(f"{k}: {v}" for k, v in load.items() if not isinstance(v, (list, dict))) + "\n" + str(
-        {k: v for k, v in load.items() if isinstance(v, dict)})

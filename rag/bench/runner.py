@@ -15,16 +15,19 @@ from rag.bench.ingest_bench import bench_ingest
 from rag.bench.measure import machine
 from rag.bench.report import to_markdown
 from rag.bench.retrieval_bench import bench_retrieval
-from rag.bench.serve_bench import bench_serve
+from rag.bench.serve_bench import bench_load, bench_serve
 from rag.embedding import get_embedder
 from rag.evaluation.gold import load_gold
 from rag.generation.answerer import Answerer
 from rag.generation.model_files import ensure_model
 from rag.retrieval import Retriever
+from rag.errors import RagError
 from rag.settings import Settings
 
 BENCH_COLLECTION = "bench"
 GOLD_QUESTION = "Who has led ISIS-K since 2020?"
+PARTS = ("retrieval", "answers", "serve", "load")  # seeds ingestion always runs: the others need its index
+LOAD_TYPES = ("factoid", "numeric", "date")  # single-fact questions: one gold document, one short answer
 
 
 @dataclass
@@ -37,13 +40,20 @@ class BenchPlan:
     reference_limit: int = 3000  # texts re-encoded for the raw-embedding reference (an even sample)
     planted_questions: int = 200  # planted questions searched per synthetic corpus
     fresh_scales: bool = False  # re-ingest synthetic corpora from scratch instead of resuming them
+    load_requests: int = 200  # mixed search/chat requests against a running service (0 = skip)
+    load_concurrency: int = 16
+    load_chat_share: float = 0.15
+    parts: tuple[str, ...] = PARTS  # which benchmarks to run
 
     @classmethod
-    def preset(cls, quick: bool, scales: list[int] | None = None) -> BenchPlan:
+    def preset(cls, quick: bool, scales: list[int] | None = None, parts: tuple[str, ...] = PARTS) -> BenchPlan:
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            raise RagError(f"unknown benchmark part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
         if quick:
-            return cls(quick=True, scales=scales or [600], answer_questions=2, reference_limit=0,
-                       planted_questions=60, fresh_scales=True)
-        return cls(quick=False, scales=scales or [10_000, 100_000])
+            return cls(quick=True, scales=[600] if scales is None else scales, answer_questions=2, reference_limit=0,
+                       planted_questions=60, fresh_scales=True, load_requests=0, parts=parts)
+        return cls(quick=False, scales=[10_000, 100_000] if scales is None else scales, parts=parts)
 
 
 def run_bench(settings: Settings, plan: BenchPlan, seeds: Path, gold_path: Path, sources: list[Path],
@@ -58,9 +68,10 @@ def run_bench(settings: Settings, plan: BenchPlan, seeds: Path, gold_path: Path,
     seeds_settings = _isolated(settings, workspace / "data-seeds")
     shutil.rmtree(seeds_settings.data_dir, ignore_errors=True)
     results["ingest"]["seeds"] = bench_ingest(seeds_settings, seeds, embedder, plan.reference_limit)
-    results["retrieval"]["seeds"] = bench_retrieval(Retriever(seeds_settings, embedder=embedder), load_gold(gold_path))
+    if "retrieval" in plan.parts:
+        results["retrieval"]["seeds"] = bench_retrieval(Retriever(seeds_settings, embedder=embedder), load_gold(gold_path))
 
-    for chunks in plan.scales:
+    for chunks in plan.scales if "retrieval" in plan.parts else []:
         corpus = generate_corpus(workspace / f"corpus-{chunks}", chunks, sources)
         scale_settings = _isolated(settings, workspace / f"data-{chunks}")
         if plan.fresh_scales:
@@ -73,9 +84,17 @@ def run_bench(settings: Settings, plan: BenchPlan, seeds: Path, gold_path: Path,
     model_path = settings.llm_model_path or ensure_model(settings.model_dir)
     answer_settings = seeds_settings.model_copy(update={"llm_model_path": model_path})
     answerable = [q.question for q in load_gold(gold_path) if q.answerable]
-    results["answers"] = bench_answers(Answerer(answer_settings, Retriever(answer_settings, embedder=embedder)),
-                                       answerable[: plan.answer_questions])
-    results["serve"] = bench_serve(seeds_settings.data_dir, Path(model_path), settings.llm_ctx, settings.llm_threads, GOLD_QUESTION)
+    if "answers" in plan.parts:
+        results["answers"] = bench_answers(Answerer(answer_settings, Retriever(answer_settings, embedder=embedder)),
+                                           answerable[: plan.answer_questions])
+    if "serve" in plan.parts:
+        results["serve"] = bench_serve(seeds_settings.data_dir, Path(model_path), settings.llm_ctx, settings.llm_threads,
+                                       GOLD_QUESTION)
+    if plan.load_requests and "load" in plan.parts:
+        gold = load_gold(gold_path)
+        single_fact = [q for q in gold if q.answerable and q.type in LOAD_TYPES]
+        results["load"] = bench_load(seeds_settings.data_dir, Path(model_path), single_fact, single_fact,
+                                     plan.load_requests, plan.load_concurrency, plan.load_chat_share)
     results["seconds"] = round(time.perf_counter() - started, 1)
 
     out_dir.mkdir(parents=True, exist_ok=True)

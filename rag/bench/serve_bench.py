@@ -8,12 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from rag.bench.load import run_load
 from rag.bench.measure import peak_rss_mb, ratio
+from rag.evaluation.gold import GoldQuestion
 from rag.errors import RagError
 
 READY_TIMEOUT_S = 300.0
@@ -39,39 +43,50 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bench_serve(data_dir: Path, model_path: Path, llm_ctx: int, llm_threads: int, question: str) -> dict[str, Any]:
-    """Start ``rag serve`` on a free port, time /readyz, answer one question, read its peak RSS."""
+@contextmanager
+def rag_serve(data_dir: Path, model_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    """A ``rag serve`` process on a free loopback port: yields (process, base URL, perf_counter at spawn)."""
     rag_bin = Path(sys.executable).with_name("rag")
     port = _free_port()
     env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_LLM_MODEL_PATH": str(model_path), "RAG_LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
     proc = subprocess.Popen([str(rag_bin), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
     try:
-        healthy_s = ready_s = None
-        while ready_s is None:
-            if proc.poll() is not None:
-                raise RagError(f"rag serve exited with {proc.returncode}: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
-            if time.perf_counter() - started > READY_TIMEOUT_S:
-                raise RagError("rag serve did not become ready")
-            try:
-                if healthy_s is None and httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    healthy_s = time.perf_counter() - started
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    ready_s = time.perf_counter() - started
-            except httpx.HTTPError:
-                pass
-            time.sleep(POLL_S)
-        rss_ready = peak_rss_mb(proc.pid)
-        answered = httpx.post(f"{url}/v1/ask", json={"question": question}, timeout=120)
-        rss_peak = peak_rss_mb(proc.pid)
+        yield proc, f"http://127.0.0.1:{port}", started
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def wait_ready(proc: subprocess.Popen[bytes], url: str, started: float) -> tuple[float, float]:
+    """Poll until /readyz is 200: (seconds to /healthz 200, seconds to /readyz 200) since ``started``."""
+    healthy_s = 0.0
+    while True:
+        if proc.poll() is not None:
+            raise RagError(f"rag serve exited with {proc.returncode}: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
+        if time.perf_counter() - started > READY_TIMEOUT_S:
+            raise RagError("rag serve did not become ready")
+        try:
+            if not healthy_s and httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                healthy_s = time.perf_counter() - started
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return healthy_s, time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(POLL_S)
+
+
+def bench_serve(data_dir: Path, model_path: Path, llm_ctx: int, llm_threads: int, question: str) -> dict[str, Any]:
+    """Start ``rag serve`` on a free port, time /readyz, answer one question, read its peak RSS."""
+    with rag_serve(data_dir, model_path) as (proc, url, started):
+        healthy_s, ready_s = wait_ready(proc, url, started)
+        rss_ready = peak_rss_mb(proc.pid)
+        answered = httpx.post(f"{url}/v1/ask", json={"question": question}, timeout=120)
+        rss_peak = peak_rss_mb(proc.pid)
     ref_started = time.perf_counter()
     ref = subprocess.run([sys.executable, "-c", _REFERENCE, str(model_path), str(llm_ctx), str(llm_threads)],
                          capture_output=True, text=True, timeout=READY_TIMEOUT_S, check=False)
@@ -80,7 +95,7 @@ def bench_serve(data_dir: Path, model_path: Path, llm_ctx: int, llm_threads: int
         raise RagError(f"reference model load failed: {ref.stderr[-500:]}")
     ref_rss = float(ref.stdout.strip().splitlines()[-1])
     return {
-        "healthz_s": round(healthy_s or 0.0, 2),
+        "healthz_s": round(healthy_s, 2),
         "ready_s": round(ready_s, 2),
         "reference": "a bare python process loading the same embedding model and GGUF",
         "reference_load_s": round(ref_s, 2),
@@ -91,3 +106,12 @@ def bench_serve(data_dir: Path, model_path: Path, llm_ctx: int, llm_threads: int
         "rss_ratio": ratio(rss_peak, ref_rss),
         "answer_status": answered.status_code,
     }
+
+
+def bench_load(data_dir: Path, model_path: Path, search_questions: list[GoldQuestion], chat_questions: list[GoldQuestion],
+               requests: int, concurrency: int, chat_share: float) -> dict[str, Any]:
+    """A bounded mixed load (search + chat) on loopback against a fresh ``rag serve``; counts, p50/p95, wrong answers."""
+    with rag_serve(data_dir, model_path) as (proc, url, started):
+        wait_ready(proc, url, started)
+        report = run_load(url, search_questions, requests, concurrency, chat_share, chat_questions=chat_questions)
+    return report.to_dict()
