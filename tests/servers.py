@@ -9,13 +9,29 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from tests.conftest import RAG_BIN, ROOT, free_port
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], within: float, what: str, interval: float = 0.2) -> tuple[T, float]:
+    """Call ``probe`` until it returns something other than None; (value, seconds it took, rounded to 10 ms)."""
+    started = time.monotonic()
+    while True:
+        value = probe()
+        elapsed = time.monotonic() - started
+        if value is not None:
+            return value, round(elapsed, 2)
+        if elapsed > within:
+            raise AssertionError(f"{what}: not seen within {within}s")
+        time.sleep(interval)
 
 CHROMA_BIN = Path(sys.executable).with_name("chroma")
 LLAMA_ALIAS = "qwen"

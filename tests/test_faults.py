@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import SEEDS, free_port
-from tests.servers import LLAMA_ALIAS, llama_server, rag_server, start_chroma
+from tests.servers import LLAMA_ALIAS, llama_server, rag_server, start_chroma, wait_for
 from tests.test_service_api import LEADER_DOC, LEADER_Q, assert_error, chat, seeded_data_dir, wait_ready
 
 pytestmark = pytest.mark.server
@@ -34,20 +34,6 @@ RECOVER_WITHIN_S = 60.0  # ready again after the dependency is back (the first l
 # RAG_LLM_TIMEOUT: far above a real answer on 2 busy cores (seen: 50 s while other model servers ran), so only a
 # dead server falls back. A dead server is refused at connect, so the fallback does not wait for this timeout.
 LLM_TIMEOUT_S = 300.0
-T = TypeVar("T")
-
-
-def poll(probe: Callable[[], T | None], within: float, what: str, interval: float = 0.2) -> tuple[T, float]:
-    """Call ``probe`` until it returns something other than None; (value, seconds it took)."""
-    started = time.monotonic()
-    while True:
-        value = probe()
-        elapsed = time.monotonic() - started
-        if value is not None:
-            return value, round(elapsed, 2)
-        if elapsed > within:
-            raise AssertionError(f"{what}: not within {within}s")
-        time.sleep(interval)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -116,14 +102,14 @@ def test_chroma_server_down_at_start_then_stopped_frozen_and_restarted(tmp_path:
     with rag_server(tmp_path / "data", env) as url:
         # 1. Started while Chroma is down: alive, not ready, and /readyz names the store.
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
-        body, _ = poll(lambda: not_ready_body(url, "store"), RECOVER_WITHIN_S, "readyz naming the store")
+        body, _ = wait_for(lambda: not_ready_body(url, "store"), RECOVER_WITHIN_S, "readyz naming the store")
         assert "chroma" in body["checks"]["store"].lower() and str(port) in body["checks"]["store"], body
         assert_store_unavailable(url)
 
         chroma = start_chroma(chroma_dir, port)
         try:
             # 2. Chroma starts: ready without restarting the service; ingest the seeds through the API.
-            body, seconds = poll(lambda: ready_body(url), RECOVER_WITHIN_S, "ready after Chroma started")
+            body, seconds = wait_for(lambda: ready_body(url), RECOVER_WITHIN_S, "ready after Chroma started")
             figure("ready after Chroma started (s)", seconds)
             for path in sorted(SEEDS.glob("*.txt")):
                 res = httpx.post(f"{url}/v1/documents", files={"file": (path.name, path.read_bytes(), "text/plain")}, timeout=300)
@@ -133,14 +119,14 @@ def test_chroma_server_down_at_start_then_stopped_frozen_and_restarted(tmp_path:
 
             # 3. Chroma stops: not ready within seconds, every store-backed request a prompt 503.
             stop(chroma)
-            body, seconds = poll(lambda: not_ready_body(url, "store"), NOT_READY_WITHIN_S, "not ready after Chroma stopped")
+            body, seconds = wait_for(lambda: not_ready_body(url, "store"), NOT_READY_WITHIN_S, "not ready after Chroma stopped")
             assert "chroma" in body["checks"]["store"].lower(), body
             figure("readyz 503 after Chroma stopped (s)", seconds)
             figure("503 latency with Chroma stopped (s)", assert_store_unavailable(url))
 
             # 4. Restarted on the same port and path: ready again, same index, no service restart.
             chroma = start_chroma(chroma_dir, port)
-            _, seconds = poll(lambda: ready_body(url), RECOVER_WITHIN_S, "ready after Chroma restarted")
+            _, seconds = wait_for(lambda: ready_body(url), RECOVER_WITHIN_S, "ready after Chroma restarted")
             figure("ready after Chroma restarted (s)", seconds)
             assert_leader_found(url)
 
@@ -154,7 +140,7 @@ def test_chroma_server_down_at_start_then_stopped_frozen_and_restarted(tmp_path:
                 figure("503 latency with Chroma frozen (s)", assert_store_unavailable(url))
             finally:
                 os.kill(chroma.pid, signal.SIGCONT)
-            _, seconds = poll(lambda: ready_body(url), RECOVER_WITHIN_S, "ready after Chroma thawed")
+            _, seconds = wait_for(lambda: ready_body(url), RECOVER_WITHIN_S, "ready after Chroma thawed")
             figure("ready after Chroma thawed (s)", seconds)
             assert_leader_found(url)
         finally:
@@ -208,7 +194,7 @@ def test_llm_server_going_away_falls_back_to_extractive_and_recovers(
 
         # 2. The model server dies: not ready, yet answers keep coming (extractive, flagged) without delay.
         first_llm.close()
-        body, seconds = poll(lambda: not_ready_body(url, "generator"), NOT_READY_WITHIN_S, "not ready after the LLM server died")
+        body, seconds = wait_for(lambda: not_ready_body(url, "generator"), NOT_READY_WITHIN_S, "not ready after the LLM server died")
         assert "openai" in body["checks"]["generator"] and body["checks"]["store"] == "ok", body
         figure("readyz 503 after the LLM server died (s)", seconds)
         answer, seconds = ask(url)
@@ -224,7 +210,7 @@ def test_llm_server_going_away_falls_back_to_extractive_and_recovers(
 
         # 3. Back on the same port: ready again and answering with the model, the service never restarted.
         stack.enter_context(llama_server(model_path, port=llm_port))
-        _, seconds = poll(lambda: ready_body(url), RECOVER_WITHIN_S, "ready after the LLM server came back")
+        _, seconds = wait_for(lambda: ready_body(url), RECOVER_WITHIN_S, "ready after the LLM server came back")
         figure("ready after the LLM server came back (s)", seconds)
         data, seconds = chat_answer(url)
         assert data["backend"] == "openai" and data["fallback_reason"] is None, data

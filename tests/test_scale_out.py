@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from openai import OpenAI
 
 from tests.conftest import SEEDS
-from tests.servers import LLAMA_ALIAS, chroma_server, llama_server, rag_server
+from tests.servers import LLAMA_ALIAS, chroma_server, llama_server, rag_server, wait_for
 
 pytestmark = [pytest.mark.server, pytest.mark.llm]
 
@@ -30,7 +30,6 @@ LEADER_DOC = "002_2399800fba452946"  # Arkadiusz Legieć, "Prospects for ISIS in
 LEADER_TEXT = "Shahab al-Muhajir"
 REFRESH_SECONDS = 1.0
 VISIBLE_WITHIN = 60.0  # seconds a change made through A may take to show on B (refresh + BM25 sync, 2 busy cores)
-T = TypeVar("T")
 
 
 @dataclass
@@ -63,19 +62,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Itera
         (root / "b").mkdir()
         with rag_server(root / "a" / "data", env) as a, rag_server(root / "b" / "data", env) as b:
             yield Cluster(port, llm_url, a, b, root / "a" / "data", root / "b" / "data")
-
-
-def wait_for(probe: Callable[[], T | None], within: float, what: str, interval: float = 0.2) -> tuple[T, float]:
-    """Call ``probe`` until it returns something other than None; returns (value, seconds waited)."""
-    started = time.monotonic()
-    while True:
-        value = probe()
-        elapsed = time.monotonic() - started
-        if value is not None:
-            return value, elapsed
-        if elapsed > within:
-            raise AssertionError(f"{what}: not seen within {within}s")
-        time.sleep(interval)
 
 
 def wait_ready(url: str, within: float = 300) -> dict[str, Any]:

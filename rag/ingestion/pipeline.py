@@ -167,15 +167,9 @@ class Ingestor:
         """Ingest one document given as bytes (an upload); ``source`` is where it is kept."""
         started = time.perf_counter()
         report = IngestReport()
-        if len(data) > self.settings.max_upload_bytes:
-            raise DocumentError(f"{name!r} is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
         states = {d: s for d, s in self.store.doc_states().items() if d == doc_id}
-        digest = content_hash(data, self.settings)
-        if doc_id in states and states[doc_id].is_complete(digest):
-            report.unchanged.append(doc_id)
-        else:
-            doc = prepare(data, name, doc_id, source, digest, self.embedder, self.settings)
-            (report.updated if doc_id in states else report.added).append(doc_id)
+        doc = self._prepare_if_changed(data, name, doc_id, source, states, report)
+        if doc is not None:
             report.chunks_written += self._write(iter([doc]), states, report)
         self._finish(report, started)
         return report
@@ -193,23 +187,29 @@ class Ingestor:
     def _changed_documents(self, files: list[SourceFile], states: dict, report: IngestReport, bar: tqdm) -> Iterator[PreparedDocument]:
         for source in files:
             try:
-                data = source.path.read_bytes()
-                if len(data) > self.settings.max_upload_bytes:
-                    raise DocumentError(f"{source.path.name} is {len(data)} bytes; limit {self.settings.max_upload_bytes}")
-                digest = content_hash(data, self.settings)
-                state = states.get(source.doc_id)
-                if state is not None and state.is_complete(digest):
-                    report.unchanged.append(source.doc_id)
-                    continue
-                doc = prepare(data, source.path.name, source.doc_id, str(source.path), digest, self.embedder, self.settings)
+                doc = self._prepare_if_changed(source.path.read_bytes(), source.path.name, source.doc_id, str(source.path), states, report)
             except (DocumentError, OSError) as exc:
                 report.failed[str(source.path)] = str(exc)
                 log.warning("document skipped", extra={"path": str(source.path), "error": str(exc)})
                 continue
             finally:
                 bar.update(1)
-            (report.updated if source.doc_id in states else report.added).append(source.doc_id)
-            yield doc
+            if doc is not None:
+                yield doc
+
+    def _prepare_if_changed(self, data: bytes, name: str, doc_id: str, source: str, states: dict,
+                            report: IngestReport) -> PreparedDocument | None:
+        """The document cleaned and chunked, or None (recorded as unchanged) when the store already holds exactly it."""
+        if len(data) > self.settings.max_upload_bytes:
+            raise DocumentError(f"{name!r} is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
+        digest = content_hash(data, self.settings)
+        state = states.get(doc_id)
+        if state is not None and state.is_complete(digest):
+            report.unchanged.append(doc_id)
+            return None
+        doc = prepare(data, name, doc_id, source, digest, self.embedder, self.settings)
+        (report.updated if doc_id in states else report.added).append(doc_id)
+        return doc
 
     def _write(self, docs: Iterator[PreparedDocument], states: dict, report: IngestReport) -> int:
         """Embed and upsert in batches across documents; retire a document's old chunks once its new ones are in."""
