@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     embed_title: bool = Field(True, description="Embed each chunk with its document title in front (better hybrid ranking).")
     embed_model_path: Path | None = Field(None, description="Local sentence-transformers model folder (default: packaged all-MiniLM-L6-v2).")
     embed_batch_size: int = Field(64, ge=1, description="Texts per embedding batch.")
+    ingest_flush_chunks: int = Field(512, ge=1, description="Chunks embedded and written per ingestion step (grouping similar lengths pads less; memory stays bounded).")
     torch_threads: int = Field(1, ge=1, description="Torch CPU threads (1 is stable under contention).")
     embed_cache_size: int = Field(20_000, ge=0, description="Passage sentences whose embeddings are kept for reuse (about 1.5 KiB each; 0 = off).")
     max_upload_bytes: int = Field(20_000_000, ge=1, description="Largest document accepted for ingestion.")

@@ -170,12 +170,14 @@ class ChunkStore:
         return [by_id[i] for i in ids if i in by_id]
 
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, str, dict[str, Any], float]]:
-        """Nearest chunks as (id, text, metadata, cosine similarity)."""
-        n = min(k, self.count())
-        if n <= 0:
+        """Nearest chunks as (id, text, metadata, cosine similarity); fewer than ``k`` when the collection is smaller.
+
+        No count() first: Chroma clamps ``n_results`` itself, and counting costs more than the query at 100k chunks.
+        """
+        if k <= 0:
             return []
         res = self.collection.query(
-            query_embeddings=[embedding.tolist()], n_results=n, include=["documents", "metadatas", "distances"]
+            query_embeddings=[embedding.tolist()], n_results=k, include=["documents", "metadatas", "distances"]
         )
         return [
             (i, t, m, 1.0 - float(d))

@@ -101,7 +101,7 @@ def test_ingest_killed_midway_then_rerun_has_no_duplicates(tmp_path: Path) -> No
     corpus = tmp_path / "corpus"
     _make_corpus(corpus, copies=6)
     data = tmp_path / "data"
-    env = {"RAG_DATA_DIR": str(data), "RAG_EMBED_BATCH_SIZE": "8", "RAG_LOG_JSON": "1"}
+    env = {"RAG_DATA_DIR": str(data), "RAG_EMBED_BATCH_SIZE": "8", "RAG_INGEST_FLUSH_CHUNKS": "8", "RAG_LOG_JSON": "1"}
     import os
 
     proc = subprocess.Popen([str(RAG_BIN), "ingest", str(corpus)], cwd=ROOT, env={**os.environ, **env},

@@ -242,7 +242,7 @@ class Ingestor:
             pending[doc.doc_id] = len(doc.chunks)
             for chunk, cid in zip(doc.chunks, doc.ids(), strict=True):
                 batch.append((doc, chunk, cid))
-                if len(batch) >= self.settings.embed_batch_size:
+                if len(batch) >= self.settings.ingest_flush_chunks:
                     flush()
         flush()
         return written

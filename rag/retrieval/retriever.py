@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from rag.embedding import Embedder, get_embedder
 from rag.errors import EmptyIndex
@@ -13,6 +14,7 @@ from rag.settings import RetrievalMode, Settings
 from rag.store import ChunkStore
 
 log = logging.getLogger(__name__)
+_SIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
 
 
 class Retriever:
@@ -44,10 +46,14 @@ class Retriever:
         pool = max(self.settings.candidate_k, k)
         dense: list[Passage] = []
         lexical: list[tuple[str, float]] = []
+        # In hybrid mode BM25 runs on another core while the query is embedded (torch releases the GIL).
+        pending = _SIDE.submit(self._lexical, query, pool) if mode == "hybrid" else None
         if mode in ("dense", "hybrid"):
             dense = self._dense(query, pool)
-        if mode in ("bm25", "hybrid"):
-            lexical = self.bm25().search(query, pool)
+        if pending is not None:
+            lexical = pending.result()
+        elif mode == "bm25":
+            lexical = self._lexical(query, pool)
         if mode == "dense":
             ranked = [(p.chunk_id, p.dense_score or 0.0) for p in dense]
         elif mode == "bm25":
@@ -55,6 +61,9 @@ class Retriever:
         else:
             ranked = rrf_fuse([[p.chunk_id for p in dense], [cid for cid, _ in lexical]], self.settings.rrf_k)
         return self._materialize(ranked[:k], dense, dict(lexical))
+
+    def _lexical(self, query: str, k: int) -> list[tuple[str, float]]:
+        return self.bm25().search(query, k)
 
     def _dense(self, query: str, k: int) -> list[Passage]:
         vector = self.embedder.embed_query(query)
