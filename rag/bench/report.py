@@ -86,8 +86,10 @@ def to_markdown(r: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for kind, k in ld["kinds"].items():
-            lines.append(f"| {kind} | {k['sent']} | {k['statuses']} | {_fmt(k['p50_ms'], ' ms')} | {_fmt(k['p95_ms'], ' ms')} | {k['wrong']} |")
+            wrong = k["wrong"] if isinstance(k["wrong"], int) else len(k["wrong"])
+            lines.append(f"| {kind} | {k['sent']} | {k['statuses']} | {_fmt(k['p50_ms'], ' ms')} | {_fmt(k['p95_ms'], ' ms')} | {wrong} |")
         lines += ["", f"5xx: {ld['server_errors']}; 429: {ld['rejected']} (without Retry-After: "
                       f"{ld['rejected_without_retry_after']}); transport errors: {ld['transport_errors']}; wrong: {ld['wrong']}. "
-                      "A chat's latency includes waiting for the one model behind the chats admitted before it."]
+                      "A chat's latency includes waiting for the one model behind the chats admitted before it; "
+                      "wrong chat answers (listed in the JSON) are the model's, the service returned them intact."]
     return "\n".join(lines) + "\n"

@@ -88,12 +88,11 @@ def run_bench(settings: Settings, plan: BenchPlan, seeds: Path, gold_path: Path,
         results["answers"] = bench_answers(Answerer(answer_settings, Retriever(answer_settings, embedder=embedder)),
                                            answerable[: plan.answer_questions])
     if "serve" in plan.parts:
-        results["serve"] = bench_serve(seeds_settings.data_dir, Path(model_path), settings.llm_ctx, settings.llm_threads,
-                                       GOLD_QUESTION)
+        results["serve"] = bench_serve(seeds_settings, Path(model_path), GOLD_QUESTION)
     if plan.load_requests and "load" in plan.parts:
         gold = load_gold(gold_path)
         single_fact = [q for q in gold if q.answerable and q.type in LOAD_TYPES]
-        results["load"] = bench_load(seeds_settings.data_dir, Path(model_path), single_fact, single_fact,
+        results["load"] = bench_load(seeds_settings, Path(model_path), single_fact, single_fact,
                                      plan.load_requests, plan.load_concurrency, plan.load_chat_share)
     results["seconds"] = round(time.perf_counter() - started, 1)
 

@@ -18,6 +18,7 @@ import httpx
 from rag.bench.load import run_load
 from rag.bench.measure import peak_rss_mb, ratio
 from rag.evaluation.gold import GoldQuestion
+from rag.settings import Settings
 from rag.errors import RagError
 
 READY_TIMEOUT_S = 300.0
@@ -44,11 +45,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def rag_serve(data_dir: Path, model_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
-    """A ``rag serve`` process on a free loopback port: yields (process, base URL, perf_counter at spawn)."""
+def rag_serve(settings: Settings, model_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
+    """``rag serve`` over the collection of ``settings`` on a free loopback port: yields (process, URL, spawn time)."""
     rag_bin = Path(sys.executable).with_name("rag")
     port = _free_port()
-    env = {**os.environ, "RAG_DATA_DIR": str(data_dir), "RAG_LLM_MODEL_PATH": str(model_path), "RAG_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_COLLECTION": settings.collection,
+           "RAG_LLM_MODEL_PATH": str(model_path), "RAG_LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
     proc = subprocess.Popen([str(rag_bin), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -80,13 +82,16 @@ def wait_ready(proc: subprocess.Popen[bytes], url: str, started: float) -> tuple
         time.sleep(POLL_S)
 
 
-def bench_serve(data_dir: Path, model_path: Path, llm_ctx: int, llm_threads: int, question: str) -> dict[str, Any]:
+def bench_serve(settings: Settings, model_path: Path, question: str) -> dict[str, Any]:
     """Start ``rag serve`` on a free port, time /readyz, answer one question, read its peak RSS."""
-    with rag_serve(data_dir, model_path) as (proc, url, started):
+    llm_ctx, llm_threads = settings.llm_ctx, settings.llm_threads
+    with rag_serve(settings, model_path) as (proc, url, started):
         healthy_s, ready_s = wait_ready(proc, url, started)
         rss_ready = peak_rss_mb(proc.pid)
         answered = httpx.post(f"{url}/v1/ask", json={"question": question}, timeout=120)
         rss_peak = peak_rss_mb(proc.pid)
+    if answered.status_code != 200:
+        raise RagError(f"rag serve did not answer the benchmark question: {answered.status_code} {answered.text[:300]}")
     ref_started = time.perf_counter()
     ref = subprocess.run([sys.executable, "-c", _REFERENCE, str(model_path), str(llm_ctx), str(llm_threads)],
                          capture_output=True, text=True, timeout=READY_TIMEOUT_S, check=False)
@@ -108,10 +113,10 @@ def bench_serve(data_dir: Path, model_path: Path, llm_ctx: int, llm_threads: int
     }
 
 
-def bench_load(data_dir: Path, model_path: Path, search_questions: list[GoldQuestion], chat_questions: list[GoldQuestion],
+def bench_load(settings: Settings, model_path: Path, search_questions: list[GoldQuestion], chat_questions: list[GoldQuestion],
                requests: int, concurrency: int, chat_share: float) -> dict[str, Any]:
     """A bounded mixed load (search + chat) on loopback against a fresh ``rag serve``; counts, p50/p95, wrong answers."""
-    with rag_serve(data_dir, model_path) as (proc, url, started):
+    with rag_serve(settings, model_path) as (proc, url, started):
         wait_ready(proc, url, started)
         report = run_load(url, search_questions, requests, concurrency, chat_share, chat_questions=chat_questions)
     return report.to_dict()
