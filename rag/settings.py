@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     # Answering
     llm_backend: LLMBackendName = Field("llamacpp", description="llamacpp, openai or extractive.")
     answer_top_k: int = Field(4, ge=1, le=20, description="Passages shown to the generator.")
-    context_sentences: int = Field(2, ge=0, le=50, description="Sentences kept per passage in the prompt (0 = whole passage).")
+    context_sentences: int = Field(3, ge=0, le=50, description="Sentences kept per passage in the prompt (0 = whole passage).")
     llm_model_path: Path | None = Field(None, description="GGUF file (default: assembled from the packaged parts into <data_dir>/models).")
     llm_ctx: int = Field(2048, ge=512, description="llama.cpp context window.")
     llm_threads: int = Field(2, ge=1, description="llama.cpp threads.")
