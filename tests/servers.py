@@ -48,6 +48,23 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
         proc.wait(timeout=timeout)
 
 
+def _wait_answering(proc: subprocess.Popen[bytes], probe_url: str, name: str, timeout: float, interval: float,
+                    output: Callable[[], str] = lambda: "") -> None:
+    """Wait until ``probe_url`` answers 200; fail at once if ``proc`` exits, or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {output()}")
+        try:
+            if httpx.get(probe_url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer {probe_url} within {timeout:.0f}s")
+        time.sleep(interval)
+
+
 @contextmanager
 def rag_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 180) -> Iterator[str]:
     """Run `rag serve` on 127.0.0.1 at a free port; yields the base URL (http://127.0.0.1:N)."""
@@ -58,18 +75,7 @@ def rag_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float
                             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"rag serve exited with {proc.returncode}: {Path(log.name).read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("rag serve did not become healthy")
-            time.sleep(0.3)
+        _wait_answering(proc, f"{url}/healthz", "rag serve", timeout, 0.3, lambda: Path(log.name).read_text()[-2000:])
         yield url
     finally:
         _stop(proc)
@@ -80,17 +86,12 @@ def start_chroma(path: Path, port: int, timeout: float = 60) -> subprocess.Popen
     """Start `chroma run --path PATH` on 127.0.0.1:``port`` and wait for its heartbeat; the caller stops it."""
     proc = subprocess.Popen([str(CHROMA_BIN), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"chroma run exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    _stop(proc)
-    raise RuntimeError("chroma server did not start")
+    try:
+        _wait_answering(proc, f"http://127.0.0.1:{port}/api/v2/heartbeat", "chroma run", timeout, 0.2)
+    except RuntimeError:
+        _stop(proc)
+        raise
+    return proc
 
 
 @contextmanager
@@ -122,18 +123,7 @@ def llama_server(model_path: Path, alias: str = LLAMA_ALIAS, n_ctx: int = 2048, 
     )
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("llama_cpp.server did not start")
-            time.sleep(0.5)
+        _wait_answering(proc, f"{url}/models", "llama_cpp.server", timeout, 0.5)
         yield url
     finally:
         _stop(proc)
