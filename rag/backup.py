@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import RagError
-from rag.store import GET_PAGE, ChunkStore
+from rag.index.store import ChunkStore
 
 FORMAT = "rag-export/1"
 IMPORT_BATCH = 512
@@ -19,15 +19,10 @@ IMPORT_BATCH = 512
 def export_collection(store: ChunkStore, path: Path) -> int:
     """Write the whole collection to ``path`` (sorted by chunk id, so equal collections give equal files)."""
     rows: list[dict[str, Any]] = []
-    offset = 0
-    while True:
-        page = store.collection.get(include=["documents", "metadatas", "embeddings"], limit=GET_PAGE, offset=offset)
-        embeddings = page["embeddings"] if page["embeddings"] is not None else []
-        for cid, text, meta, emb in zip(page["ids"], page["documents"] or [], page["metadatas"] or [], embeddings, strict=True):
-            rows.append({"id": cid, "text": text, "metadata": dict(meta), "embedding": np.asarray(emb, dtype=np.float32).tolist()})
-        if len(page["ids"]) < GET_PAGE:
-            break
-        offset += GET_PAGE
+    for page in store.pages(("documents", "metadatas", "embeddings")):
+        embeddings = page.embeddings if page.embeddings is not None else []
+        for cid, text, meta, emb in zip(page.ids, page.texts, page.metadatas, embeddings, strict=True):
+            rows.append({"id": cid, "text": text, "metadata": meta, "embedding": np.asarray(emb, dtype=np.float32).tolist()})
     rows.sort(key=lambda r: r["id"])
     tmp = path.with_name(path.name + ".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as fh:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from rag.errors import RagError
 from rag.settings import LLMBackendName, RetrievalMode, Settings, get_settings
+
+if TYPE_CHECKING:
+    from rag.components import Components
 
 app = typer.Typer(
     help="Offline-first retrieval-augmented question answering with verified citations.",
@@ -55,6 +58,13 @@ def _settings(**overrides: Any) -> Settings:
     return settings
 
 
+def _components(settings: Settings | None = None) -> Components:
+    """The library's parts, wired once (each command uses only what it touches)."""
+    from rag.components import Components
+
+    return Components(settings or _settings())
+
+
 @app.command()
 @friendly_errors
 def ingest(
@@ -63,10 +73,7 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Chunk, embed and store documents (.txt .md .html .pdf). Unchanged files are skipped."""
-    from rag.ingestion.pipeline import Ingestor
-
-    settings = _settings()
-    report = Ingestor(settings).ingest_paths(paths or [DEFAULT_SEEDS], prune=prune, progress=sys.stderr.isatty())
+    report = _components().ingestor.ingest_paths(paths or [DEFAULT_SEEDS], prune=prune, progress=sys.stderr.isatty())
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
@@ -82,14 +89,11 @@ def ingest(
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=100, help="Passages to return.")] = None,
-    mode: Annotated[Optional[str], typer.Option("--mode", help="dense, bm25 or hybrid.")] = None,
+    mode: Annotated[Optional[RetrievalMode], typer.Option("--mode", help="Retrieval mode.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print passages as JSON.")] = False,
 ) -> None:
     """Print the passages ranked for a query."""
-    from rag.retrieval import Retriever
-
-    settings = _settings()
-    passages = Retriever(settings).search(query, k=k, mode=_mode(mode))
+    passages = _components().retriever.search(query, k=k, mode=mode)
     if as_json:
         out.print_json(json.dumps([p.to_dict() for p in passages]))
         return
@@ -102,9 +106,7 @@ def search(
 @friendly_errors
 def documents(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the ingested documents."""
-    from rag.store import ChunkStore
-
-    docs = ChunkStore(_settings()).documents()
+    docs = _components().store.documents()
     if as_json:
         out.print_json(json.dumps(docs))
         return
@@ -118,9 +120,7 @@ def documents(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @friendly_errors
 def delete(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag documents`).")]) -> None:
     """Remove a document and its chunks from the index."""
-    from rag.ingestion.pipeline import Ingestor
-
-    removed = Ingestor(_settings()).delete(doc_id)
+    removed = _components().index.delete_document(doc_id)
     if not removed:
         err.print(f"[bold red]error:[/] no document {doc_id!r}")
         raise typer.Exit(1)
@@ -132,9 +132,8 @@ def delete(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag doc
 def export_(path: Annotated[Path, typer.Argument(help="Output file (.jsonl.gz).")]) -> None:
     """Back up the collection: every chunk with text, metadata and embedding."""
     from rag.backup import export_collection
-    from rag.store import ChunkStore
 
-    n = export_collection(ChunkStore(_settings()), path)
+    n = export_collection(_components().store, path)
     out.print(f"exported {n} chunks to {path}")
 
 
@@ -146,13 +145,10 @@ def import_(
 ) -> None:
     """Restore a collection from `rag export` output (and rebuild the BM25 index)."""
     from rag.backup import import_collection
-    from rag.retrieval.lexical import LexicalIndex
-    from rag.store import ChunkStore
 
-    settings = _settings()
-    store = ChunkStore(settings)
-    n = import_collection(store, path, replace=replace)
-    LexicalIndex(settings, store).rebuild()
+    index = _components().index
+    n = import_collection(index.store, path, replace=replace)
+    index.lexical.rebuild()
     out.print(f"imported {n} chunks from {path}")
 
 
@@ -173,15 +169,12 @@ def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in plain language.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full answer object as JSON.")] = False,
-    backend: Annotated[Optional[str], typer.Option("--backend", help="llamacpp, openai or extractive.")] = None,
-    mode: Annotated[Optional[str], typer.Option("--mode", help="Retrieval: dense, bm25 or hybrid.")] = None,
+    backend: Annotated[Optional[LLMBackendName], typer.Option("--backend", help="Generator backend.")] = None,
+    mode: Annotated[Optional[RetrievalMode], typer.Option("--mode", help="Retrieval mode.")] = None,
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=20, help="Passages given to the generator.")] = None,
 ) -> None:
     """Answer one question from the documents, with verified citations."""
-    from rag.generation.answerer import Answerer
-
-    settings = _settings()
-    answer = Answerer(settings).ask(question, backend=_backend(backend), mode=_mode(mode), top_k=k)
+    answer = _components().answerer.ask(question, backend=backend, mode=mode, top_k=k)
     if as_json:
         out.print_json(json.dumps(answer.to_dict(with_passages=False), ensure_ascii=False))
     else:
@@ -191,14 +184,12 @@ def ask(
 @app.command()
 @friendly_errors
 def chat(
-    backend: Annotated[Optional[str], typer.Option("--backend", help="llamacpp, openai or extractive.")] = None,
+    backend: Annotated[Optional[LLMBackendName], typer.Option("--backend", help="Generator backend.")] = None,
 ) -> None:
     """Interactive questions with history and streamed answers. Commands: /sources /reset /quit."""
-    from rag.generation.answerer import Answerer
     from rag.generation.followup import Turn
 
-    settings = _settings()
-    answerer = Answerer(settings)
+    answerer = _components().answerer
     history: list[Turn] = []
     last = None
     out.print("Ask a question about the documents. /sources shows the last answer's sources, /reset clears history, /quit leaves.")
@@ -225,21 +216,19 @@ def chat(
             err.print(f"unknown command {line}; use /sources, /reset or /quit")
             continue
         try:
-            for event in answerer.stream(line, history, backend=_backend(backend)):
-                if event.kind == "token":
-                    out.print(event.text, end="", highlight=False, soft_wrap=True)
-                elif event.answer is not None:
-                    last = event.answer
+            run = answerer.run(line, history, backend=backend)
+            for piece in run:
+                out.print(piece, end="", highlight=False, soft_wrap=True)
+            last = run.answer()
         except RagError as exc:
             err.print(f"[bold red]error:[/] {exc}")
             continue
         out.print()
-        if last is not None:
-            if _comparable(last.answer) != _comparable(last.raw_answer):
-                out.print(f"[bold]Verified:[/] {last.answer}", highlight=False)
-            if last.citations:
-                out.print("[dim]" + "  ".join(f"[{c.n}] {c.title}" for c in last.citations) + "[/]", highlight=False)
-            history += [Turn("user", line), Turn("assistant", last.answer)]
+        if run.changed_by_verification:
+            out.print(f"[bold]Verified:[/] {last.answer}", highlight=False)
+        if last.citations:
+            out.print("[dim]" + "  ".join(f"[{c.n}] {c.title}" for c in last.citations) + "[/]", highlight=False)
+        history += [Turn("user", line), Turn("assistant", last.answer)]
 
 
 @app.command("eval")
@@ -248,8 +237,8 @@ def evaluate(
     set_name: Annotated[str, typer.Option("--set", help="Eval set from the config (seeds, mini, ...).")] = "seeds",
     gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold JSONL file (overrides the set's).")] = None,
     docs: Annotated[Optional[Path], typer.Option("--docs", help="Documents the gold file is about (with --gold).")] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", help="llamacpp, openai or extractive.")] = None,
-    mode: Annotated[Optional[str], typer.Option("--mode", help="Retrieval: dense, bm25 or hybrid.")] = None,
+    backend: Annotated[Optional[LLMBackendName], typer.Option("--backend", help="Generator backend.")] = None,
+    mode: Annotated[Optional[RetrievalMode], typer.Option("--mode", help="Retrieval mode.")] = None,
     url: Annotated[Optional[str], typer.Option("--url", help="Evaluate a running service (http://host:port) instead of in-process.")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Evaluate an evenly spread sample of N questions.")] = None,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="Retrieval metrics only (no LLM, seconds).")] = False,
@@ -284,7 +273,7 @@ def evaluate(
         out.print(text, highlight=False)
         out.print(f"written: {path}")
         return
-    report = run_eval(settings, config, eval_set, backend=_backend(backend), mode=_mode(mode), url=url, limit=limit,
+    report = run_eval(settings, config, eval_set, backend=backend, mode=mode, url=url, limit=limit,
                       retrieval_only=retrieval_only, name=name, progress=sys.stderr.isatty())
     paths = write_report(report, reports)
     out.print(markdown_summary(report).split("## Questions to look at")[0], highlight=False)
@@ -343,29 +332,6 @@ def serve(
     from service.server import run
 
     run(_settings(), host, port)
-
-
-def _comparable(text: str) -> str:
-    """Answer text with whitespace and marker placement ignored, to tell if verification changed it."""
-    import re
-
-    return re.sub(r"[\s.]+", "", text)
-
-
-def _mode(value: str | None) -> RetrievalMode | None:
-    if value is None:
-        return None
-    if value not in ("dense", "bm25", "hybrid"):
-        raise typer.BadParameter(f"--mode must be dense, bm25 or hybrid, not {value!r}")
-    return value  # type: ignore[return-value]
-
-
-def _backend(value: str | None) -> LLMBackendName | None:
-    if value is None:
-        return None
-    if value not in ("llamacpp", "openai", "extractive"):
-        raise typer.BadParameter(f"--backend must be llamacpp, openai or extractive, not {value!r}")
-    return value  # type: ignore[return-value]
 
 
 def main() -> None:

@@ -13,6 +13,14 @@ class UnsupportedDocumentType(DocumentError):
     """The file type is not one we ingest."""
 
 
+class DocumentTooLarge(DocumentError):
+    """The document is larger than ``RAG_MAX_UPLOAD_BYTES``."""
+
+
+class EmptyDocument(DocumentError):
+    """The document has no bytes at all."""
+
+
 class StoreUnavailable(RagError):
     """The vector store (e.g. a Chroma server) cannot be reached."""
 
@@ -27,3 +35,15 @@ class ModelError(RagError):
 
 class LLMUnavailable(RagError):
     """The generator backend failed or timed out."""
+
+
+class InvalidQuestion(RagError):
+    """A question or query that cannot be asked."""
+
+
+class EmptyQuestion(InvalidQuestion):
+    """The question is empty or only whitespace."""
+
+
+class QuestionTooLong(InvalidQuestion):
+    """The question is longer than ``RAG_MAX_QUESTION_CHARS``."""

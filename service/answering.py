@@ -1,81 +1,64 @@
-"""The one path from an HTTP answer request to ``Answerer.stream``: checks first, then admission, then the worker."""
+"""Admission for answer requests: the run is created (question, index and model checked) before anything is
+streamed, then admitted to the generation queue or refused with 429."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
-from rag.errors import EmptyIndex, RagError
 from rag.generation.answer import Answer
-from rag.generation.answerer import StreamEvent
 from rag.generation.followup import Turn
+from rag.generation.run import AnswerRun
 from rag.settings import LLMBackendName, RetrievalMode
 from service.errors import ServiceError
 from service.queue import EventStream, QueueFull
 from service.state import ServiceState
 
-VERIFIED_PREFIX = "\n\nVerified answer: "
-_COMPARABLE = re.compile(r"[\s.]+")
-
-
-def comparable(text: str) -> str:
-    """Text with whitespace and periods ignored, to tell whether verification changed a streamed answer."""
-    return _COMPARABLE.sub("", text)
-
-
-def history_content(role: str, text: str) -> str:
-    """An assistant turn echoed back by a client that kept our streamed text: keep only the verified answer."""
-    if role == "assistant" and VERIFIED_PREFIX.strip() in text:
-        return text.rsplit(VERIFIED_PREFIX.strip(), 1)[1].strip()
-    return text
-
-
-def check_question(state: ServiceState, question: str, param: str) -> str:
-    question = question.strip()
-    if not question:
-        raise ServiceError(400, "the question is empty", "empty_question", param=param)
-    limit = state.settings.max_question_chars
-    if len(question) > limit:
-        raise ServiceError(400, f"the question has {len(question)} characters; the limit is {limit}", "question_too_long", param=param)
-    return question
-
 
 @dataclass
 class AnswerJob:
+    """What an answer route asks for, in the library's terms."""
+
     question: str
     history: Sequence[Turn]
-    backend: LLMBackendName
+    backend: LLMBackendName | None = None
     mode: RetrievalMode | None = None
     top_k: int | None = None
 
 
-async def start(state: ServiceState, job: AnswerJob) -> EventStream[StreamEvent]:
-    """Fail fast with a proper status (store, empty index, model), then admit or refuse with 429."""
-    core = await state.acore()
-    if await run_in_threadpool(core.store.count) == 0:
-        raise EmptyIndex(f"the collection {state.settings.collection!r} is empty: upload documents (POST /v1/documents) or run `rag ingest`")
-    await state.agenerator(job.backend)  # loads once; ModelError -> 503 before anything is streamed
+def resolve_backend(state: ServiceState, requested: LLMBackendName | None) -> LLMBackendName:
+    """The backend to use: the configured one unless the request names another one enabled on this server."""
+    if requested is None:
+        return state.settings.llm_backend
+    enabled = state.components.generators.enabled()
+    if requested not in enabled:
+        raise ServiceError(400, f"backend {requested!r} is not enabled on this server; use one of: {', '.join(enabled)}",
+                           "backend_not_enabled", param="backend")
+    return requested
+
+
+async def start(state: ServiceState, job: AnswerJob) -> tuple[AnswerRun, EventStream[str]]:
+    """Fail fast with a proper status (bad question, store, empty index, model), then admit or refuse with 429."""
+    components = await state.acore()
+    backend = resolve_backend(state, job.backend)
+    run = await run_in_threadpool(components.answerer.run, job.question, job.history, backend, job.mode, job.top_k)
     try:
-        return state.queue.submit(lambda: core.answerer.stream(job.question, job.history, job.backend, job.mode, job.top_k))
+        return run, state.queue.submit(lambda: iter(run))
     except QueueFull as exc:
         state.metrics.rejected.inc()
         raise ServiceError(429, str(exc), "queue_full", type_="rate_limit_error",
                            headers={"Retry-After": str(exc.retry_after)}) from None
 
 
-async def collect(state: ServiceState, stream: EventStream[StreamEvent]) -> Answer:
-    """Run a request to its verified answer (non-streaming routes)."""
-    answer: Answer | None = None
+async def finish(state: ServiceState, run: AnswerRun, stream: EventStream[str]) -> Answer:
+    """Wait for an admitted run to end (non-streaming routes) and return its verified answer."""
     try:
-        async for event in stream.events():
-            if event.answer is not None:
-                answer = event.answer
+        async for _ in stream.events():
+            pass
     finally:
         stream.cancel()  # no-op when finished; stops the worker if this request was cancelled
-    if answer is None:  # pragma: no cover - Answerer.stream always ends with an answer
-        raise RagError("no answer was produced")
+    answer = run.answer()
     state.metrics.observe_answer(answer)
     return answer

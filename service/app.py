@@ -13,12 +13,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
+from rag.components import Components
 from rag.settings import Settings
-from service import native_api, openai_api
 from service.auth import APIKeyMiddleware
 from service.errors import install_error_handlers
 from service.limits import BodyLimitMiddleware
 from service.metrics import HTTPMiddleware
+from service.routes import answers, documents, openai, operations
 from service.state import ServiceState
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,12 @@ def json_body_limit(settings: Settings) -> int:
     return max(1_000_000, settings.max_question_chars * 64)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """A FastAPI app over the library. Nothing heavy happens here: models load when the app starts."""
-    state = ServiceState(settings)
+def create_app(settings: Settings, components: Components | None = None) -> FastAPI:
+    """A FastAPI app over the library. Nothing heavy happens here: models load when the app starts.
+
+    ``components`` (default: built from ``settings``) lets tests inject parts, e.g. a scripted generator.
+    """
+    state = ServiceState(settings, components)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -71,8 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.rag = state
     install_error_handlers(app)
-    openai_api.register(app, state)
-    native_api.register(app, state)
+    for router in (openai.router, answers.router, documents.router, operations.router):
+        app.include_router(router)
 
     @app.get("/", include_in_schema=False)
     async def page() -> Response:

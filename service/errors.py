@@ -17,9 +17,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import (
     DocumentError,
+    DocumentTooLarge,
+    EmptyDocument,
     EmptyIndex,
+    EmptyQuestion,
     LLMUnavailable,
     ModelError,
+    QuestionTooLong,
     RagError,
     StoreUnavailable,
     UnsupportedDocumentType,
@@ -30,7 +34,11 @@ SERVER = "server_error"
 
 # Most specific first; the first isinstance match wins.
 RAG_ERRORS: list[tuple[type[RagError], int, str, str]] = [
+    (EmptyQuestion, 400, INVALID, "empty_question"),
+    (QuestionTooLong, 400, INVALID, "question_too_long"),
     (UnsupportedDocumentType, 415, INVALID, "unsupported_media_type"),
+    (DocumentTooLarge, 413, INVALID, "file_too_large"),
+    (EmptyDocument, 400, INVALID, "empty_file"),
     (DocumentError, 400, INVALID, "invalid_document"),
     (EmptyIndex, 409, INVALID, "empty_index"),
     (StoreUnavailable, 503, SERVER, "store_unavailable"),

@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_response
 
+from rag.generation.answer import STAGES
+
 if TYPE_CHECKING:
     from rag.generation.answer import Answer
     from service.queue import GenerationQueue
@@ -20,9 +22,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("service.http")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
-# Answer.timings keys (milliseconds) -> stage label.
-STAGES = {"retrieve_ms": "retrieve", "context_ms": "context", "generate_ms": "generate", "first_token_ms": "first_token",
-          "verify_ms": "verify", "total_ms": "total"}
 QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
@@ -49,10 +48,10 @@ class Metrics:
         capacity.set(queue.capacity)
 
     def observe_answer(self, answer: Answer) -> None:
-        for key, stage in STAGES.items():
+        for key in STAGES:
             value = answer.timings.get(key)
             if value is not None and (value > 0 or key != "first_token_ms"):
-                self.stages.labels(stage).observe(value / 1000.0)
+                self.stages.labels(key.removesuffix("_ms")).observe(value / 1000.0)
         self.answers.labels(answer.backend, str(answer.abstained).lower()).inc()
         if answer.prompt_tokens:
             self.tokens.labels("prompt").inc(answer.prompt_tokens)

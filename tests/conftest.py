@@ -74,18 +74,23 @@ def embedder() -> Embedder:
 @pytest.fixture(scope="session")
 def seeded_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
     """A data dir holding the seeds, ingested once per session with default settings."""
-    from rag.ingestion.pipeline import Ingestor
+    from rag.components import Components
 
     settings = make_settings(tmp_path_factory.mktemp("seeded"))
-    Ingestor(settings, embedder=embedder).ingest_paths([SEEDS])
+    Components(settings, embedder=embedder).ingestor.ingest_paths([SEEDS])
     return settings
 
 
 @pytest.fixture(scope="session")
-def retriever(seeded_settings: Settings, embedder: Embedder):  # type: ignore[no-untyped-def]
-    from rag.retrieval import Retriever
+def seeded_components(llm_settings: Settings, embedder: Embedder):  # type: ignore[no-untyped-def]
+    from rag.components import Components
 
-    return Retriever(seeded_settings, embedder=embedder)
+    return Components(llm_settings, embedder=embedder)
+
+
+@pytest.fixture(scope="session")
+def retriever(seeded_components):  # type: ignore[no-untyped-def]
+    return seeded_components.retriever
 
 
 @pytest.fixture
@@ -99,10 +104,11 @@ def seeds_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def ingestor_factory(tmp_path: Path, embedder: Embedder) -> Iterator[object]:
+    from rag.components import Components
     from rag.ingestion.pipeline import Ingestor
 
     def make(**overrides: object) -> Ingestor:
-        return Ingestor(make_settings(tmp_path / "data", **overrides), embedder=embedder)
+        return Components(make_settings(tmp_path / "data", **overrides), embedder=embedder).ingestor
 
     yield make
 
@@ -121,7 +127,5 @@ def llm_settings(seeded_settings: Settings, model_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def answerer(llm_settings: Settings, retriever):  # type: ignore[no-untyped-def]
-    from rag.generation.answerer import Answerer
-
-    return Answerer(llm_settings, retriever)
+def answerer(seeded_components):  # type: ignore[no-untyped-def]
+    return seeded_components.answerer

@@ -15,9 +15,8 @@ from typing import Any
 from rag.bench.measure import summarize_ms
 from rag.errors import RagError
 from rag.generation.answerer import Answerer
-from rag.generation.backends import get_generator
 from rag.generation.backends.llamacpp import LlamaCppGenerator
-from rag.generation.prompt import SYSTEM_PROMPT, build_messages, compress
+from rag.generation.prompt import SYSTEM_PROMPT
 
 
 def _raw_generation(gen: LlamaCppGenerator, messages: list[dict[str, str]], max_tokens: int) -> dict[str, float]:
@@ -41,15 +40,15 @@ def _prime(gen: LlamaCppGenerator) -> None:
 def bench_answers(answerer: Answerer, questions: list[str]) -> dict[str, Any]:
     """Per-stage latencies, prompt size, tokens/s, and overhead = (ours - raw) / raw on the same prompts."""
     s = answerer.settings
-    gen = get_generator("llamacpp", s)
+    gen = answerer.generators.get("llamacpp")
     if not isinstance(gen, LlamaCppGenerator):
         raise RagError("the answer benchmark needs the llamacpp backend")
     rows = []
     for question in questions:
         _prime(gen)
-        answer = answerer.ask(question, backend="llamacpp")
-        context = compress(answer.standalone_question, answer.passages, s.context_sentences, answerer.retriever.embedder)
-        messages = build_messages(answer.standalone_question, context)
+        run = answerer.run(question, backend="llamacpp")
+        answer = run.answer()
+        messages = run.messages
         _prime(gen)
         raw = _raw_generation(gen, messages, s.llm_max_tokens)
         gen.llm.reset()

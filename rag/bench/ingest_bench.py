@@ -8,27 +8,27 @@ from pathlib import Path
 from typing import Any
 
 from rag.bench.measure import peak_rss_mb
-from rag.embedding import Embedder
-from rag.ingestion.pipeline import Ingestor
+from rag.components import Components
+from rag.ingestion.pipeline import embed_text
 from rag.settings import Settings
-from rag.store import ChunkStore
+from rag.index.store import ChunkStore
 
 
 def embedded_texts(store: ChunkStore, settings: Settings, limit: int) -> list[str]:
     """The exact texts the pipeline embedded (title + chunk), an even sample of at most ``limit``."""
-    rows = list(store.iter_chunks())
+    rows = [(t, m) for page in store.pages(("documents", "metadatas")) for t, m in zip(page.texts, page.metadatas, strict=True)]
     step = max(1, len(rows) // limit) if limit else 1
     sample = rows[::step][:limit] if limit else rows
-    return [f"{m.get('title', '')}\n{t}" if settings.embed_title else t for _, t, m in sample]
+    return [embed_text(str(m.get("title", "")), t, settings) for t, m in sample]
 
 
-def bench_ingest(settings: Settings, docs: Path, embedder: Embedder, reference_limit: int = 0) -> dict[str, Any]:
+def bench_ingest(components: Components, docs: Path, reference_limit: int = 0) -> dict[str, Any]:
     """Ingest ``docs`` (resuming whatever an earlier run left), then encode the same texts with the raw model.
 
     The ratio compares chunks/s of this run's writes with chunks/s of ``SentenceTransformer.encode`` at the
     same batch size and thread count; an already complete collection reports only the reference.
     """
-    ingestor = Ingestor(settings, embedder=embedder)
+    settings, embedder, ingestor = components.settings, components.embedder, components.ingestor
     embedder.embed(["warm up"])
     started = time.perf_counter()
     report = ingestor.ingest_paths([docs], progress=sys.stderr.isatty())

@@ -18,9 +18,8 @@ from rag.bench.retrieval_bench import bench_retrieval
 from rag.bench.serve_bench import bench_load, bench_serve
 from rag.embedding import get_embedder
 from rag.evaluation.gold import load_gold
-from rag.generation.answerer import Answerer
+from rag.components import Components
 from rag.generation.model_files import ensure_model
-from rag.retrieval import Retriever
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -65,11 +64,13 @@ def run_bench(settings: Settings, plan: BenchPlan, seeds: Path, gold_path: Path,
     results: dict[str, Any] = {"name": name, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
                                "plan": asdict(plan), "ingest": {}, "retrieval": {}}
 
-    seeds_settings = _isolated(settings, workspace / "data-seeds")
+    model_path = settings.llm_model_path or ensure_model(settings.model_dir)
+    seeds_settings = _isolated(settings, workspace / "data-seeds").model_copy(update={"llm_model_path": model_path})
     shutil.rmtree(seeds_settings.data_dir, ignore_errors=True)
-    results["ingest"]["seeds"] = bench_ingest(seeds_settings, seeds, embedder, plan.reference_limit)
+    seeds_index = Components(seeds_settings, embedder=embedder)
+    results["ingest"]["seeds"] = bench_ingest(seeds_index, seeds, plan.reference_limit)
     if "retrieval" in plan.parts:
-        results["retrieval"]["seeds"] = bench_retrieval(Retriever(seeds_settings, embedder=embedder), load_gold(gold_path))
+        results["retrieval"]["seeds"] = bench_retrieval(seeds_index.retriever, load_gold(gold_path))
 
     for chunks in plan.scales if "retrieval" in plan.parts else []:
         corpus = generate_corpus(workspace / f"corpus-{chunks}", chunks, sources)
@@ -77,16 +78,14 @@ def run_bench(settings: Settings, plan: BenchPlan, seeds: Path, gold_path: Path,
         if plan.fresh_scales:
             shutil.rmtree(scale_settings.data_dir, ignore_errors=True)
         label = f"synthetic-{chunks}"
-        results["ingest"][label] = bench_ingest(scale_settings, corpus.docs_dir, embedder, plan.reference_limit)
+        scale = Components(scale_settings, embedder=embedder)
+        results["ingest"][label] = bench_ingest(scale, corpus.docs_dir, plan.reference_limit)
         planted = load_gold(corpus.questions)[: plan.planted_questions]
-        results["retrieval"][label] = bench_retrieval(Retriever(scale_settings, embedder=embedder), planted)
+        results["retrieval"][label] = bench_retrieval(scale.retriever, planted)
 
-    model_path = settings.llm_model_path or ensure_model(settings.model_dir)
-    answer_settings = seeds_settings.model_copy(update={"llm_model_path": model_path})
     answerable = [q.question for q in load_gold(gold_path) if q.answerable]
     if "answers" in plan.parts:
-        results["answers"] = bench_answers(Answerer(answer_settings, Retriever(answer_settings, embedder=embedder)),
-                                           answerable[: plan.answer_questions])
+        results["answers"] = bench_answers(seeds_index.answerer, answerable[: plan.answer_questions])
     if "serve" in plan.parts:
         results["serve"] = bench_serve(seeds_settings, Path(model_path), GOLD_QUESTION)
     if plan.load_requests and "load" in plan.parts:

@@ -9,10 +9,9 @@ from typing import Any
 from rag.evaluation.gold import GoldQuestion
 from rag.evaluation.metrics import mean, percentile, precision_recall
 from rag.evaluation.text_match import contains_alias, contains_quote, exact_match, token_f1
-from rag.generation.answer import ABSTENTION
+from rag.generation.answer import ABSTENTION, STAGES
 from rag.text import citation_numbers, strip_citations
 
-STAGES = ("retrieve_ms", "context_ms", "generate_ms", "first_token_ms", "verify_ms", "total_ms")
 
 
 @dataclass

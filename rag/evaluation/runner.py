@@ -6,13 +6,14 @@ import datetime as dt
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from rag.evaluation.answer_eval import in_process_asker, remote_asker, run_answers, summarize
 from rag.evaluation.config import EvalConfig, EvalSet, check_gate
 from rag.evaluation.gold import GoldQuestion, load_gold
 from rag.evaluation.retrieval_eval import evaluate_retrieval
-from rag.settings import Settings
+from rag.components import Components
+from rag.settings import LLMBackendName, RetrievalMode, Settings
 
 
 def eval_settings(settings: Settings, eval_set: EvalSet, **overrides: Any) -> Settings:
@@ -20,11 +21,9 @@ def eval_settings(settings: Settings, eval_set: EvalSet, **overrides: Any) -> Se
     return settings.model_copy(update={"collection": f"eval-{eval_set.name}", **overrides})
 
 
-def prepare_collection(settings: Settings, eval_set: EvalSet, progress: bool = False) -> None:
+def prepare_collection(components: Components, eval_set: EvalSet, progress: bool = False) -> None:
     """Ingest the set's documents (idempotent: unchanged files are skipped)."""
-    from rag.ingestion.pipeline import Ingestor
-
-    Ingestor(settings).ingest_paths([eval_set.docs], prune=True, progress=progress)
+    components.ingestor.ingest_paths([eval_set.docs], prune=True, progress=progress)
 
 
 def sample(gold: list[GoldQuestion], limit: int | None) -> list[GoldQuestion]:
@@ -47,7 +46,7 @@ def _spread(items: list[GoldQuestion], n: int) -> list[GoldQuestion]:
     return [items[int(i * step)] for i in range(min(n, len(items)))]
 
 
-def run_eval(settings: Settings, config: EvalConfig, eval_set: EvalSet, *, backend: str | None, mode: str | None,
+def run_eval(settings: Settings, config: EvalConfig, eval_set: EvalSet, *, backend: LLMBackendName | None, mode: RetrievalMode | None,
              url: str | None, limit: int | None, retrieval_only: bool, name: str | None, progress: bool) -> dict[str, Any]:
     """Run retrieval (in-process) and answer metrics; returns the full report with gate failures."""
     gold = sample(load_gold(eval_set.gold), limit)
@@ -64,19 +63,15 @@ def run_eval(settings: Settings, config: EvalConfig, eval_set: EvalSet, *, backe
     }
     failures: list[str] = []
     if not url:
-        s = eval_settings(settings, eval_set)
-        prepare_collection(s, eval_set, progress)
-        from rag.generation.answerer import Answerer
-        from rag.retrieval import Retriever
-
-        retriever = Retriever(s)
-        retrieval = evaluate_retrieval(retriever, gold, mode)  # type: ignore[arg-type]
+        components = Components(eval_settings(settings, eval_set))
+        prepare_collection(components, eval_set, progress)
+        retrieval = evaluate_retrieval(components.retriever, gold, mode)
         summary.update(retrieval.summary())
         report["retrieval"] = retrieval.per_question
         if not limit:  # a sample's retrieval numbers are too coarse to gate; the full set is gated
             failures += check_gate(summary, config.gate.get("retrieval", {}))
         if not retrieval_only:
-            rows = run_answers(gold, in_process_asker(Answerer(s, retriever), backend, mode), progress)
+            rows = run_answers(gold, in_process_asker(components.answerer, backend, mode), progress)
     elif not retrieval_only:
         rows = run_answers(gold, remote_asker(url, settings.api_key.get_secret_value() if settings.api_key else None), progress)
     if not retrieval_only:
@@ -95,8 +90,6 @@ def run_ablation(settings: Settings, eval_set: EvalSet, chunk_sizes: list[int]) 
     gold = load_gold(eval_set.gold)
     rows: list[dict[str, Any]] = []
     from rag.embedding import get_embedder
-    from rag.ingestion.pipeline import Ingestor
-    from rag.retrieval import Retriever
 
     embedder = get_embedder(settings)
     for size in chunk_sizes:
@@ -104,10 +97,10 @@ def run_ablation(settings: Settings, eval_set: EvalSet, chunk_sizes: list[int]) 
         try:
             s = settings.model_copy(update={"data_dir": tmp, "chroma_host": None, "chunk_size": size,
                                             "chunk_overlap": min(settings.chunk_overlap, size // 4), "collection": "ablation"})
-            report = Ingestor(s, embedder=embedder).ingest_paths([eval_set.docs])
-            retriever = Retriever(s, embedder=embedder)
-            for mode in ("dense", "bm25", "hybrid"):
-                summary = evaluate_retrieval(retriever, gold, mode).summary()  # type: ignore[arg-type]
+            components = Components(s, embedder=embedder)
+            report = components.ingestor.ingest_paths([eval_set.docs])
+            for mode in get_args(RetrievalMode):
+                summary = evaluate_retrieval(components.retriever, gold, mode).summary()
                 rows.append({"chunk_size": size, "chunks": report.chunks_written, "mode": mode, **summary})
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -8,6 +8,8 @@ from typing import Any
 from rag.retrieval import Passage
 
 ABSTENTION = "I don't know: the documents do not contain the answer."
+# Answer.timings keys, in pipeline order (milliseconds); metrics, eval and bench all read these names.
+STAGES = ("retrieve_ms", "context_ms", "generate_ms", "first_token_ms", "verify_ms", "total_ms")
 
 
 @dataclass

@@ -1,119 +1,73 @@
-"""Question in, verified answer out: retrieve, compress, generate (streaming), verify."""
+"""Question in, verified answer out. ``Answerer.run`` checks the question and returns an ``AnswerRun``; the
+steps it runs (retrieve, build prompt, generate, verify) are the named methods below."""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from rag.errors import LLMUnavailable, RagError
 from rag.generation.answer import ABSTENTION, Answer
-from rag.generation.backends import GenerationStats, get_generator
-from rag.generation.extractive import extractive_answer
-from rag.generation.followup import Turn, standalone_question
+from rag.generation.backends import Prompt
+from rag.generation.backends.extractive import extractive_answer
+from rag.generation.followup import Turn
+from rag.generation.generators import FALLBACK, Generators
 from rag.generation.prompt import build_messages, compress
-from rag.generation.verify import verify
+from rag.generation.run import AnswerRun
+from rag.generation.verify import Verification, verify
+from rag.retrieval import Passage, Retriever
+from rag.retrieval.query import checked_question
+from rag.settings import RetrievalMode, Settings
 from rag.text import content_terms, strip_citations
-from rag.retrieval import Retriever
-from rag.settings import LLMBackendName, RetrievalMode, Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StreamEvent:
-    """``token`` events carry generated text as it comes; the last event is ``answer``."""
-
-    kind: str
-    text: str = ""
-    answer: Answer | None = None
+CITED_WITHOUT_ANSWER = "the model cited passages without writing an answer"
 
 
 class Answerer:
     """Grounded question answering over one collection."""
 
-    def __init__(self, settings: Settings, retriever: Retriever | None = None) -> None:
+    def __init__(self, settings: Settings, retriever: Retriever, generators: Generators) -> None:
         self.settings = settings
-        self.retriever = retriever or Retriever(settings)
+        self.retriever = retriever
+        self.generators = generators
 
-    def ask(self, question: str, history: Sequence[Turn] = (), backend: LLMBackendName | None = None,
+    def run(self, question: str, history: Sequence[Turn] = (), backend: str | None = None,
+            mode: RetrievalMode | None = None, top_k: int | None = None) -> AnswerRun:
+        """Check the question and the index, load the generator, and return the run (nothing is generated yet).
+
+        Raises ``EmptyQuestion``, ``QuestionTooLong``, ``EmptyIndex`` or ``ModelError`` before anything streams.
+        """
+        question = checked_question(question, self.settings.max_question_chars)
+        self.retriever.index.require_content()
+        generator = self.generators.get(backend)
+        return AnswerRun(self, question, tuple(history), generator, mode, top_k)
+
+    def ask(self, question: str, history: Sequence[Turn] = (), backend: str | None = None,
             mode: RetrievalMode | None = None, top_k: int | None = None) -> Answer:
         """The verified answer (no streaming)."""
-        for event in self.stream(question, history, backend, mode, top_k):
-            if event.answer is not None:
-                return event.answer
-        raise RagError("no answer produced")  # unreachable: stream always ends with an answer
+        return self.run(question, history, backend, mode, top_k).answer()
 
-    def stream(self, question: str, history: Sequence[Turn] = (), backend: LLMBackendName | None = None,
-               mode: RetrievalMode | None = None, top_k: int | None = None) -> Iterator[StreamEvent]:
-        """Token events while generating, then the verified answer."""
-        question = question.strip()
-        if not question:
-            raise RagError("the question is empty")
-        if len(question) > self.settings.max_question_chars:
-            raise RagError(f"the question has {len(question)} characters; the limit is {self.settings.max_question_chars}")
-        s = self.settings
-        backend_name: LLMBackendName = backend or s.llm_backend
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
+    # -- the steps, in the order a run takes them -------------------------------------------------
+    def retrieve(self, question: str, mode: RetrievalMode | None, top_k: int | None) -> list[Passage]:
+        return self.retriever.search(question, k=top_k or self.settings.answer_top_k, mode=mode)
 
-        standalone = standalone_question(question, list(history))
-        passages = self.retriever.search(standalone, k=top_k or s.answer_top_k, mode=mode)
-        timings["retrieve_ms"] = _ms(started)
+    def build_prompt(self, question: str, passages: list[Passage]) -> Prompt:
+        """Passages compressed to the sentences closest to the question, numbered, under the fixed system prompt."""
+        context = compress(question, passages, self.settings.context_sentences, self.retriever.embedder)
+        return Prompt(build_messages(question, context), question, context)
 
-        mark = time.perf_counter()
-        context = compress(standalone, passages, s.context_sentences, self.retriever.embedder)
-        timings["context_ms"] = _ms(mark)
+    def verify(self, question: str, standalone: str, prompt: Prompt, draft: str, backend: str) -> tuple[Verification, str, str | None]:
+        """(verification, backend that answered, why the answer was rescued or None).
 
-        generator = get_generator(backend_name, s)  # ModelError propagates: a config problem, not a fallback case
-        stats = GenerationStats()
-        fallback_reason: str | None = None
-        raw = ""
-        used = backend_name
-        mark = time.perf_counter()
-        if generator is not None:
-            try:
-                for piece in generator.stream(build_messages(standalone, context), s.llm_max_tokens, s.llm_temperature, stats):
-                    raw += piece
-                    yield StreamEvent("token", piece)
-            except LLMUnavailable as exc:
-                fallback_reason = str(exc)
-                log.warning("generator failed, falling back to extractive", extra={"backend": backend_name, "error": str(exc)})
-                raw = ""
-        if generator is None or fallback_reason:
-            used = "extractive"
-            raw, _ = extractive_answer(standalone, context, self.retriever.embedder, s.extractive_min_score)
-            if fallback_reason:
-                yield StreamEvent("token", ("\n" if stats.completion_tokens else "") + raw)
-            else:
-                yield StreamEvent("token", raw)
-        timings["generate_ms"] = _ms(mark)
-        timings["first_token_ms"] = stats.first_token_ms
-
-        mark = time.perf_counter()
-        # Novelty is judged against what the user asked now, not the context a follow-up borrowed.
-        checked = verify(raw, question, context, s.support_threshold, self.retriever.embedder)
-        if checked.abstained and used != "extractive" and not content_terms(strip_citations(raw)):
-            # The model only pointed at passages ("[2]") without writing an answer: extract from them.
-            text, score = extractive_answer(standalone, context, self.retriever.embedder, s.extractive_rescue_score)
+        Novelty is judged against what the user asked now, not the context a follow-up borrowed. A model that
+        only pointed at passages ("[2]") without writing an answer is rescued by an extract, when a good one exists.
+        """
+        s, embedder = self.settings, self.retriever.embedder
+        checked = verify(draft, question, prompt.context, s.support_threshold, embedder)
+        if checked.abstained and backend != FALLBACK and not content_terms(strip_citations(draft)):
+            text, _ = extractive_answer(standalone, prompt.context, embedder, s.extractive_rescue_score)
             if text != ABSTENTION:
-                rescued = verify(text, question, context, s.support_threshold, self.retriever.embedder)
+                rescued = verify(text, question, prompt.context, s.support_threshold, embedder)
                 if not rescued.abstained:
-                    checked, used = rescued, "extractive"
-                    fallback_reason = "the model cited passages without writing an answer"
-        timings["verify_ms"] = _ms(mark)
-        timings["total_ms"] = _ms(started)
-
-        answer = Answer(
-            question=question, answer=checked.answer, citations=checked.citations, abstained=checked.abstained,
-            backend=used, standalone_question=standalone, raw_answer=raw, fallback_reason=fallback_reason,
-            timings=timings, passages=passages, prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens,
-        )
-        log.info("answered", extra={"backend": used, "abstained": answer.abstained, "notes": "; ".join(checked.notes),
-                                    **{k: round(v, 1) for k, v in timings.items()}})
-        yield StreamEvent("answer", answer=answer)
-
-
-def _ms(since: float) -> float:
-    return round((time.perf_counter() - since) * 1000, 2)
+                    return rescued, FALLBACK, CITED_WITHOUT_ANSWER
+        return checked, backend, None

@@ -19,15 +19,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rag.embedding import Embedder, get_embedder
+from rag.embedding import Embedder
 from rag.errors import DocumentError
 from rag.ingestion.chunking import Chunk, chunk_text
 from rag.ingestion.cleaning import CleanText, clean_text
 from rag.ingestion.metadata import derive_author, derive_title, doc_id_for
-from rag.ingestion.readers import is_supported, read_document
-from rag.retrieval.lexical import LexicalIndex, bm25_text
+from rag.ingestion.readers import check_size, is_supported, read_document
+from rag.index.chunk_index import ChunkIndex
 from rag.settings import Settings
-from rag.store import ChunkStore, chunk_id
+from rag.index.store import chunk_id
 
 log = logging.getLogger(__name__)
 # Bump when cleaning or chunking rules change so unchanged files are re-processed once.
@@ -121,6 +121,11 @@ def discover(paths: Sequence[Path]) -> list[SourceFile]:
     return list(found.values())
 
 
+def embed_text(title: str, text: str, settings: Settings) -> str:
+    """What is embedded for a chunk: its text, with the document title in front when ``embed_title``."""
+    return f"{title}\n{text}" if settings.embed_title else text
+
+
 def content_hash(data: bytes, settings: Settings) -> str:
     """Hash of the bytes and of everything that shapes the chunks: equal hash, equal chunks."""
     digest = hashlib.sha256(data)
@@ -142,12 +147,11 @@ def prepare(data: bytes, name: str, doc_id: str, source: str, digest: str, embed
 class Ingestor:
     """Writes prepared documents into the store in embedding batches."""
 
-    def __init__(self, settings: Settings, store: ChunkStore | None = None, embedder: Embedder | None = None,
-                 lexical: LexicalIndex | None = None) -> None:
+    def __init__(self, settings: Settings, index: ChunkIndex, embedder: Embedder) -> None:
         self.settings = settings
-        self.store = store or ChunkStore(settings)
-        self.embedder = embedder or get_embedder(settings)
-        self.lexical = lexical or LexicalIndex(settings, self.store)
+        self.index = index
+        self.store = index.store
+        self.embedder = embedder
 
     def ingest_paths(self, paths: Sequence[Path], prune: bool = False, progress: bool = False) -> IngestReport:
         """Ingest files and folders; with ``prune``, drop documents whose source file is gone."""
@@ -174,15 +178,6 @@ class Ingestor:
         self._finish(report, started)
         return report
 
-    def delete(self, doc_id: str) -> int:
-        """Remove every chunk of a document; returns how many were removed."""
-        ids = self.store.ids_of_doc(doc_id)
-        self.store.delete_ids(ids)
-        if ids:
-            self.lexical.remove(ids)
-            self.lexical.sync()
-        return len(ids)
-
     # -- internals ------------------------------------------------------------------------------
     def _changed_documents(self, files: list[SourceFile], states: dict, report: IngestReport, bar: tqdm) -> Iterator[PreparedDocument]:
         for source in files:
@@ -200,8 +195,7 @@ class Ingestor:
     def _prepare_if_changed(self, data: bytes, name: str, doc_id: str, source: str, states: dict,
                             report: IngestReport) -> PreparedDocument | None:
         """The document cleaned and chunked, or None (recorded as unchanged) when the store already holds exactly it."""
-        if len(data) > self.settings.max_upload_bytes:
-            raise DocumentError(f"{name!r} is {len(data)} bytes; the limit is {self.settings.max_upload_bytes}")
+        check_size(name, len(data), self.settings.max_upload_bytes)
         digest = content_hash(data, self.settings)
         state = states.get(doc_id)
         if state is not None and state.is_complete(digest):
@@ -223,9 +217,8 @@ class Ingestor:
                 return
             ids = [cid for _, _, cid in batch]
             metas = [d.metadata(c) for d, c, _ in batch]
-            vectors = self.embedder.embed([self._embed_text(d, c) for d, c, _ in batch])
-            self.store.upsert(ids, vectors, [c.text for _, c, _ in batch], metas)
-            self.lexical.add(ids, [bm25_text(c.text, m) for (_, c, _), m in zip(batch, metas, strict=True)])
+            vectors = self.embedder.embed([embed_text(d.title, c.text, self.settings) for d, c, _ in batch])
+            self.index.write(ids, vectors, [c.text for _, c, _ in batch], metas)
             written += len(batch)
             log.info("batch written", extra={"chunks": len(batch), "total": written})
             finished = []
@@ -247,17 +240,12 @@ class Ingestor:
         flush()
         return written
 
-    def _embed_text(self, doc: PreparedDocument, chunk: Chunk) -> str:
-        return f"{doc.title}\n{chunk.text}" if self.settings.embed_title else chunk.text
-
     def _retire_old(self, doc: PreparedDocument, states: dict) -> None:
         state = states.get(doc.doc_id)
         if state is not None:
             keep = set(doc.ids())
             stale = [cid for cid in state.ids if cid not in keep]
-            if stale:
-                self.store.delete_ids(stale)
-                self.lexical.remove(stale)
+            self.index.remove(stale)
 
     def _prune(self, seen: set[str], states: dict, report: IngestReport) -> None:
         sources = {m["doc_id"]: m.get("source", "") for m in self.store.documents()}
@@ -266,8 +254,7 @@ class Ingestor:
                 continue
             source = sources.get(doc_id) or self._any_source(state.ids[0])
             if source and os.path.isabs(source) and not Path(source).exists():
-                self.store.delete_ids(state.ids)
-                self.lexical.remove(state.ids)
+                self.index.remove(state.ids)
                 report.pruned.append(doc_id)
 
     def _any_source(self, cid: str) -> str:
@@ -276,6 +263,6 @@ class Ingestor:
 
     def _finish(self, report: IngestReport, started: float) -> None:
         if report.changed:
-            self.lexical.sync()  # also catches anything a killed earlier run left out
+            self.index.lexical.sync()  # also catches anything a killed earlier run left out
         report.seconds = time.perf_counter() - started
         log.info("ingest finished", extra={"summary": report.summary()})

@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.errors import DocumentError, UnsupportedDocumentType
+from rag.errors import DocumentError, DocumentTooLarge, EmptyDocument, UnsupportedDocumentType
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -30,13 +30,27 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED_SUFFIXES
 
 
-def read_document(data: bytes, name: str) -> RawDocument:
-    """Extract text from file bytes; ``name`` decides the format by its suffix."""
+def check_supported(name: str) -> str:
+    """The lower-cased suffix of ``name``; raises ``UnsupportedDocumentType`` for a type we do not ingest."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnsupportedDocumentType(
             f"unsupported file type {suffix or '(none)'!r} for {name!r}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"
         )
+    return suffix
+
+
+def check_size(name: str, size: int, limit: int) -> None:
+    """Raise ``EmptyDocument`` for no bytes, ``DocumentTooLarge`` above ``limit`` (``RAG_MAX_UPLOAD_BYTES``)."""
+    if size == 0:
+        raise EmptyDocument(f"{name!r} is empty")
+    if size > limit:
+        raise DocumentTooLarge(f"{name!r} is larger than the limit of {limit} bytes")
+
+
+def read_document(data: bytes, name: str) -> RawDocument:
+    """Extract text from file bytes; ``name`` decides the format by its suffix."""
+    suffix = check_supported(name)
     if suffix in PDF_SUFFIXES:
         return _read_pdf(data, name)
     text = decode_text(data, name)

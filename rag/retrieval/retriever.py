@@ -5,27 +5,35 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from rag.embedding import Embedder, get_embedder
-from rag.errors import EmptyIndex
-from rag.retrieval.bm25 import BM25Index, rrf_fuse
-from rag.retrieval.lexical import LexicalIndex
+from rag.embedding import Embedder
+from rag.index.bm25 import BM25Index
+from rag.index.chunk_index import ChunkIndex
 from rag.retrieval.passage import Passage
+from rag.retrieval.query import checked_question
 from rag.settings import RetrievalMode, Settings
-from rag.store import ChunkStore
 
 log = logging.getLogger(__name__)
 _SIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
 
 
-class Retriever:
-    """Searches one collection; the BM25 side is a ``LexicalIndex`` kept in step with the store."""
+def rrf_fuse(rankings: list[list[str]], k: int) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank)."""
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, cid in enumerate(ranking, start=1):
+            scores[cid] = scores.get(cid, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
-    def __init__(self, settings: Settings, store: ChunkStore | None = None, embedder: Embedder | None = None,
-                 lexical: LexicalIndex | None = None) -> None:
+
+class Retriever:
+    """Searches one collection: dense through Chroma, BM25 through the index's ``LexicalIndex``."""
+
+    def __init__(self, settings: Settings, index: ChunkIndex, embedder: Embedder) -> None:
         self.settings = settings
-        self.store = store or ChunkStore(settings)
-        self.embedder = embedder or get_embedder(settings)
-        self.lexical = lexical or LexicalIndex(settings, self.store)
+        self.index = index
+        self.store = index.store
+        self.lexical = index.lexical
+        self.embedder = embedder
 
     def bm25(self) -> BM25Index:
         """The BM25 index in step with the store (checked at most every ``bm25_refresh_seconds``)."""
@@ -38,11 +46,11 @@ class Retriever:
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, query: str, k: int | None = None, mode: RetrievalMode | None = None) -> list[Passage]:
-        """Top ``k`` passages for ``query``; ranks start at 1."""
+        """Top ``k`` passages for ``query``; ranks start at 1. Raises ``EmptyIndex`` on an empty collection."""
+        query = checked_question(query, self.settings.max_question_chars)
         k = k or self.settings.top_k
         mode = mode or self.settings.retrieval_mode
-        if self.lexical.store_count() == 0:
-            raise EmptyIndex(f"the collection {self.settings.collection!r} is empty: run `rag ingest` first")
+        self.index.require_content()
         pool = max(self.settings.candidate_k, k)
         dense: list[Passage] = []
         lexical: list[tuple[str, float]] = []

@@ -1,10 +1,22 @@
-"""The generator interface."""
+"""The generator interface: a prompt in, text pieces out as they are generated."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rag.generation.prompt import ContextPassage
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What a generator is asked: the chat messages, and the question and numbered passages they were built from."""
+
+    messages: list[dict[str, str]]
+    question: str
+    context: list[ContextPassage] = field(default_factory=list)
 
 
 @dataclass
@@ -19,7 +31,7 @@ class GenerationStats:
 class Generator(Protocol):
     name: str
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
+    def stream(self, prompt: Prompt, max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
         """Yield text pieces as they are generated; raise LLMUnavailable on failure."""
         ...
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rag.errors import LLMUnavailable, ModelError
-from rag.generation.backends.base import GenerationStats
+from rag.generation.backends.base import GenerationStats, Prompt
 from rag.generation.model_files import ensure_model, verify_model
 from rag.settings import Settings
 
@@ -45,13 +45,13 @@ class LlamaCppGenerator:
     def ready(self) -> bool:
         return True
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
+    def stream(self, prompt: Prompt, max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
         with self.lock:  # waiting here is queueing, not generating: the deadline starts once we hold the model
             started = time.perf_counter()
             deadline = started + self.settings.llm_timeout
             try:
                 chunks = self.llm.create_chat_completion(
-                    messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True
+                    messages=prompt.messages, max_tokens=max_tokens, temperature=temperature, stream=True
                 )
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")

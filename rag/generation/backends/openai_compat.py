@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 
 from rag.errors import LLMUnavailable, ModelError
-from rag.generation.backends.base import GenerationStats
+from rag.generation.backends.base import GenerationStats, Prompt
 from rag.settings import Settings
 
 READY_TIMEOUT_S = 2.0
@@ -45,13 +45,13 @@ class OpenAIGenerator:
         except self._errors:
             return False
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
+    def stream(self, prompt: Prompt, max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
         started = time.perf_counter()
         pieces = 0
         try:
             response = self.client.chat.completions.create(
                 model=self.settings.llm_model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=prompt.messages,  # type: ignore[arg-type]
                 max_tokens=max_tokens,
                 temperature=temperature,
                 stream=True,

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rag.retrieval.bm25 import BM25Index
+from rag.index.bm25 import BM25Index
 from rag.settings import Settings
-from rag.store import GET_PAGE, ChunkStore
+from rag.index.store import GET_PAGE, ChunkStore
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,16 @@ def parse_chunk_id(cid: str) -> tuple[str, str, int, int]:
     doc_id, short_hash, position = cid.rsplit(ID_SEP, 2)
     index, total = position.split("/")
     return doc_id, short_hash, int(index), int(total)
+
+
+@dataclass(frozen=True)
+class ChunkPage:
+    """One page of a scan: parallel lists (empty when the field was not asked for)."""
+
+    ids: list[str]
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    embeddings: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -129,25 +139,22 @@ class ChunkStore:
         for start in range(0, len(ids), GET_PAGE):
             self.collection.delete(ids=list(ids[start : start + GET_PAGE]))
 
-    def all_ids(self) -> list[str]:
-        ids: list[str] = []
+    def pages(self, include: Sequence[str] = (), where: dict[str, Any] | None = None) -> Iterator[ChunkPage]:
+        """Every chunk (matching ``where``) in pages of ``GET_PAGE`` rows; ``include`` names the fields to fetch
+        (``documents``, ``metadatas``, ``embeddings``). The one scan behind export, BM25 sync and listing."""
         offset = 0
         while True:
-            page = self.collection.get(include=[], limit=GET_PAGE, offset=offset)
-            ids.extend(page["ids"])
-            if len(page["ids"]) < GET_PAGE:
-                return ids
-            offset += GET_PAGE
-
-    def iter_chunks(self) -> Iterable[tuple[str, str, dict[str, Any]]]:
-        """Every (id, text, metadata) in the collection, paged."""
-        offset = 0
-        while True:
-            page = self.collection.get(include=["documents", "metadatas"], limit=GET_PAGE, offset=offset)
-            yield from zip(page["ids"], page["documents"] or [], page["metadatas"] or [], strict=True)
-            if len(page["ids"]) < GET_PAGE:
+            got = self.collection.get(include=list(include), where=where, limit=GET_PAGE, offset=offset)  # type: ignore[arg-type]
+            ids = list(got["ids"])
+            embeddings = got.get("embeddings")
+            yield ChunkPage(ids, list(got.get("documents") or []), [dict(m) for m in got.get("metadatas") or []],
+                            np.asarray(embeddings, dtype=np.float32) if embeddings is not None and len(ids) else None)
+            if len(ids) < GET_PAGE:
                 return
             offset += GET_PAGE
+
+    def all_ids(self) -> list[str]:
+        return [cid for page in self.pages() for cid in page.ids]
 
     def doc_states(self) -> dict[str, DocState]:
         by_doc: dict[str, list[str]] = {}
@@ -160,8 +167,7 @@ class ChunkStore:
 
     def documents(self) -> list[dict[str, Any]]:
         """One metadata record per document (from its first chunk)."""
-        got = self.collection.get(where={"chunk_index": 0}, include=["metadatas"])
-        docs = [dict(m) for m in got["metadatas"] or []]
+        docs = [m for page in self.pages(("metadatas",), where={"chunk_index": 0}) for m in page.metadatas]
         return sorted(docs, key=lambda m: m.get("doc_id", ""))
 
     def get(self, ids: list[str]) -> list[tuple[str, str, dict[str, Any]]]:

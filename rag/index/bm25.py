@@ -287,13 +287,4 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def rrf_fuse(rankings: list[list[str]], k: int) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank)."""
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, cid in enumerate(ranking, start=1):
-            scores[cid] = scores.get(cid, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-
-
-__all__ = ["BM25Index", "BM25Params", "Segment", "Tokenizer", "rrf_fuse"]
+__all__ = ["BM25Index", "BM25Params", "Segment", "Tokenizer"]

@@ -1,0 +1,57 @@
+"""A collection's chunks: the Chroma store (the source of truth) and the BM25 index that follows it.
+
+Every write goes through here, so the lexical side can never miss a change this process made; changes
+made by other processes are picked up by ``LexicalIndex`` syncing with the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rag.errors import EmptyIndex
+from rag.index.lexical import LexicalIndex, bm25_text
+from rag.index.store import ChunkStore
+
+
+class ChunkIndex:
+    """Writes, deletes and the emptiness check for one collection."""
+
+    def __init__(self, store: ChunkStore, lexical: LexicalIndex) -> None:
+        self.store = store
+        self.lexical = lexical
+
+    @property
+    def collection(self) -> str:
+        return self.store.settings.collection
+
+    def write(self, ids: list[str], vectors: np.ndarray, texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """Upsert chunks with their embeddings, and index them for BM25."""
+        self.store.upsert(ids, vectors, texts, metadatas)
+        self.lexical.add(ids, [bm25_text(t, m) for t, m in zip(texts, metadatas, strict=True)])
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Delete chunks from the store and from BM25."""
+        if ids:
+            self.store.delete_ids(ids)
+            self.lexical.remove(ids)
+
+    def delete_document(self, doc_id: str) -> int:
+        """Remove every chunk of a document; returns how many were removed (no embedding model needed)."""
+        ids = self.store.ids_of_doc(doc_id)
+        if ids:
+            self.remove(ids)
+            self.lexical.sync()
+        return len(ids)
+
+    def is_empty(self) -> bool:
+        """True when the collection holds no chunk (the count is cached for ``bm25_refresh_seconds``)."""
+        return self.lexical.store_count() == 0
+
+    def require_content(self) -> None:
+        """Raise ``EmptyIndex`` when there is nothing to search."""
+        if self.is_empty():
+            raise EmptyIndex(f"the collection {self.collection!r} is empty: add documents first "
+                             "(`rag ingest PATH`, or POST /v1/documents on a running service)")

@@ -1,0 +1,50 @@
+"""Document routes: list, upload and delete (``service.documents`` does the work)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from service.documents import DocumentService
+from service.routes import get_state
+from service.state import ServiceState
+
+router = APIRouter(tags=["documents"])
+State = Annotated[ServiceState, Depends(get_state)]
+
+
+async def documents(state: State) -> DocumentService:
+    return DocumentService(await state.acore(), state.uploads_dir)
+
+
+Documents = Annotated[DocumentService, Depends(documents)]
+
+
+@router.get("/v1/documents")
+async def list_documents(docs: Documents) -> dict[str, Any]:
+    listed = await run_in_threadpool(docs.list)
+    return {"documents": listed, "count": len(listed)}
+
+
+@router.post("/v1/documents", status_code=201)
+async def upload_document(state: State, docs: Documents,
+                          file: UploadFile = File(description="A .txt, .md, .html or .pdf file.")) -> JSONResponse:
+    """Store the file under ``<data_dir>/uploads/`` (sanitized name), ingest it, and make it searchable at once.
+
+    The document id comes from the file name: uploading the same name again replaces that document.
+    """
+    data = await file.read(state.settings.max_upload_bytes + 1)  # one byte over the limit is enough to refuse
+    async with state.docs_lock:
+        body = await run_in_threadpool(docs.upload, file.filename, data)
+    state.metrics.uploads.labels(body["status"]).inc()
+    return JSONResponse(body, status_code=201 if body["status"] == "added" else 200)
+
+
+@router.delete("/v1/documents/{doc_id}")
+async def delete_document(doc_id: str, state: State, docs: Documents) -> dict[str, Any]:
+    """Remove a document's chunks (and its uploaded file, if it was uploaded)."""
+    async with state.docs_lock:
+        return await run_in_threadpool(docs.delete, doc_id)
