@@ -180,5 +180,5 @@ def _plant(names: _Names, rng: random.Random) -> tuple[dict, dict]:
               "year": str(rng.randint(1995, 2023)), "n": str(rng.randint(3, 97))}
     fact = {"statement": statement.format(**values)}
     gold = {"question": question.format(**values), "answers": [values[slot]],
-            "evidence": [{"doc_id": "", "quote": fact["statement"]}], "type": kind, "answerable": True}
+            "evidence": [{"doc_id": "", "quote": fact["statement"]}], "type": kind, "answerable": True, "split": "test"}
     return fact, gold

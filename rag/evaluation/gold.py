@@ -11,6 +11,10 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from rag.errors import RagError
 
 QuestionType = Literal["factoid", "numeric", "date", "list", "paraphrase", "multi_doc", "conflict", "unanswerable"]
+Split = Literal["dev", "test"]
+# How an unanswerable question imitates an answerable one (eval/README.md defines each kind).
+UnanswerableKind = Literal["out_of_scope", "other_quantity", "other_person", "false_premise", "unstated_detail",
+                           "negation", "entity_swap"]
 
 
 class Evidence(BaseModel):
@@ -27,6 +31,8 @@ class GoldQuestion(BaseModel):
     evidence: list[Evidence]
     type: QuestionType
     answerable: bool
+    split: Split = Field(description="dev questions tune; test questions report (split by document).")
+    unanswerable_kind: UnanswerableKind | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> GoldQuestion:
@@ -34,6 +40,8 @@ class GoldQuestion(BaseModel):
             raise ValueError("answerable questions need answers and evidence; unanswerable ones have neither")
         if (self.type == "unanswerable") == self.answerable:
             raise ValueError("type 'unanswerable' must go with answerable=false")
+        if (self.unanswerable_kind is None) != self.answerable:
+            raise ValueError("unanswerable questions need an unanswerable_kind; answerable ones have none")
         return self
 
 
