@@ -31,8 +31,10 @@ demo: install
 test: install browser
 	$(BIN)/python -m pytest -q
 
+# The lane to run while working (under 2 minutes): in-process tests with the fake generator; no model, no server,
+# no slow end-to-end CLI runs. `make test` runs everything.
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not llm and not server"
+	$(BIN)/python -m pytest -q -m "not llm and not server and not slow"
 
 eval: install
 	$(BIN)/rag eval

@@ -7,10 +7,8 @@ Real Chroma and the real embedding model; only the generator is a ``FakeGenerato
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,65 +18,15 @@ from fastapi.testclient import TestClient
 from rag.components import Components
 from rag.embedding import Embedder
 from rag.generation.answer import ABSTENTION
-from rag.generation.backends import Prompt
 from rag.generation.backends.fake import FakeGenerator
 from rag.settings import Settings
 from service.app import create_app
-from tests.conftest import SEEDS
-
-LEADER_Q = "Who has led ISIS-K since 2020?"
-LEADER_DOC = "002_2399800fba452946"
-
-
-def cite(needle: str, sentence: str) -> Any:
-    """A reply that cites the passage holding ``needle`` (as a model that cites right would)."""
-
-    def reply(prompt: Prompt) -> str:
-        n = next((c.n for c in prompt.context if needle in c.passage.text), 1)
-        return sentence.format(n=n)
-
-    return reply
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("fake-stream"))
-    Components(settings, embedder=embedder).ingestor.ingest_paths([SEEDS])
-    return settings
-
-
-@pytest.fixture
-def app_with(seeded: Settings, embedder: Embedder) -> Iterator[Any]:
-    """``app_with(fake, **settings)`` -> a TestClient over the seeded collection whose llamacpp backend is ``fake``."""
-    clients: list[TestClient] = []
-
-    def make(fake: FakeGenerator, **overrides: Any) -> TestClient:
-        settings = seeded.model_copy(update=overrides)
-        client = TestClient(create_app(settings, Components(settings, embedder=embedder, generators={"llamacpp": fake})))
-        client.__enter__()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+from tests.fixtures.api import LEADER_DOC, LEADER_Q
+from tests.fixtures.fake import cite, deltas, sse
 
 
 def chat(question: str = LEADER_Q, **extra: Any) -> dict[str, Any]:
     return {"model": "rag", "messages": [{"role": "user", "content": question}], **extra}
-
-
-def sse(client: TestClient, body: dict[str, Any]) -> list[Any]:
-    with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as res:
-        assert res.status_code == 200, res.read()
-        assert res.headers["content-type"].startswith("text/event-stream")
-        events = [line.removeprefix("data: ") for line in res.iter_lines() if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    return [json.loads(e) for e in events[:-1]]
-
-
-def deltas(chunks: list[dict[str, Any]]) -> list[str]:
-    return [c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]]
 
 
 def test_stream_framing_tokens_final_chunk_usage_and_done(app_with: Any) -> None:

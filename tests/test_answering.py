@@ -9,7 +9,8 @@ import pytest
 
 from rag.generation.answer import ABSTENTION
 from rag.generation.followup import Turn
-from tests.conftest import SEEDS, run_cli
+from tests.fixtures.cli import run_cli
+from tests.fixtures.paths import SEEDS
 
 pytestmark = pytest.mark.llm
 
@@ -42,10 +43,10 @@ def test_real_model_abstains_when_documents_lack_the_answer(answerer, question: 
 
 
 def test_streaming_yields_tokens_then_answer(answerer) -> None:  # type: ignore[no-untyped-def]
-    events = list(answerer.stream("Who has led ISIS-K since 2020?"))
-    tokens = [e.text for e in events if e.kind == "token"]
+    run = answerer.run("Who has led ISIS-K since 2020?")
+    tokens = list(run)
     assert len(tokens) > 3, "tokens should arrive one by one"
-    assert events[-1].answer is not None and "".join(tokens) == events[-1].answer.raw_answer
+    assert run.done and "".join(tokens) == run.answer().raw_answer
 
 
 def test_followup_uses_history(answerer) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,10 @@ import gzip
 import json
 from pathlib import Path
 
-from tests.conftest import SEEDS, run_cli
+import pytest
+
+from tests.fixtures.cli import run_cli
+from tests.fixtures.paths import SEEDS
 
 
 def _rows(path: Path) -> list[str]:
@@ -14,6 +17,7 @@ def _rows(path: Path) -> list[str]:
         return fh.read().splitlines()
 
 
+@pytest.mark.slow  # runs `rag` 6 times in fresh processes (~10 s each: torch and the embedding model load every time)
 def test_export_import_round_trip(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     assert run_cli(["ingest", str(SEEDS)], src).returncode == 0
@@ -39,6 +43,7 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
         assert "Muhajir" in found.stdout, (mode, found.stderr)
 
 
+@pytest.mark.slow  # runs `rag` 7 times in fresh processes (~10 s each: torch and the embedding model load every time)
 def test_import_refuses_non_empty_and_bad_files(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert run_cli(["ingest", str(SEEDS)], data).returncode == 0

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SEEDS, run_cli
+from tests.fixtures.cli import run_cli
+from tests.fixtures.paths import ROOT, SEEDS
 
 SOURCES = [SEEDS, ROOT / "eval" / "collections" / "mini"]
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import Stemmer
 
-from rag.retrieval.bm25 import BM25Index, BM25Params
-from tests.conftest import SEEDS
+from rag.index.bm25 import BM25Index, BM25Params
+from tests.fixtures.paths import SEEDS
 
 QUERIES = ["Who has led ISIS-K since 2020?", "Taliban fighters in Nangarhar", "Kabul airport attack August 2021",
            "recruitment of Salafi students", "Haqqani network relations", "drone strike leader killed"]
@@ -98,47 +98,45 @@ def test_save_and_load_round_trip_and_a_broken_folder_is_ignored(passages: list[
 def test_store_changes_by_another_process_are_synced_as_a_difference(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    from rag.ingestion.pipeline import Ingestor
-    from rag.retrieval import Retriever
-    from tests.conftest import make_settings
+    from rag.components import Components
+    from tests.fixtures.seeded import make_settings
 
     docs = tmp_path / "docs"
     docs.mkdir()
     for src in sorted(SEEDS.glob("*.txt"))[:2]:
         shutil.copy(src, docs / src.name)
     settings = make_settings(tmp_path / "data")
-    Ingestor(settings, embedder=embedder).ingest_paths([docs])
-    reader = Retriever(settings.model_copy(update={"bm25_refresh_seconds": 0}), embedder=embedder)
+    Components(settings, embedder=embedder).ingestor.ingest_paths([docs])
+    reader = Components(settings.model_copy(update={"bm25_refresh_seconds": 0}), embedder=embedder).retriever
     before = len(reader.bm25())
     assert before == reader.store.count()
     # Another "process" (its own store handle and index) adds a document.
     shutil.copy(SEEDS / "002_2399800fba452946.txt", docs)
-    writer = Ingestor(settings, embedder=embedder)
-    report = writer.ingest_paths([docs])
+    writer = Components(settings, embedder=embedder)
+    report = writer.ingestor.ingest_paths([docs])
     assert report.added == ["002_2399800fba452946"]
     stats = reader.lexical.sync(save=False)
     assert stats.added == report.chunks_written and stats.removed == 0
     assert reader.search("Shahab al-Muhajir", k=1, mode="bm25")[0].doc_id == "002_2399800fba452946"
-    writer.delete("002_2399800fba452946")
+    writer.index.delete_document("002_2399800fba452946")
     assert reader.lexical.sync(save=False).removed == report.chunks_written
     assert len(reader.bm25()) == before
 
 
 def test_a_replacement_with_as_many_chunks_is_noticed_without_an_explicit_sync(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    from rag.ingestion.pipeline import Ingestor
-    from rag.retrieval import Retriever
-    from tests.conftest import make_settings
+    from rag.components import Components
+    from tests.fixtures.seeded import make_settings
 
     docs = tmp_path / "docs"
     docs.mkdir()
     note = docs / "note.txt"
     note.write_text("Field notes. The zebracorn migration was observed near the river in spring.")
     settings = make_settings(tmp_path / "data", bm25_refresh_seconds=0)
-    Ingestor(settings, embedder=embedder).ingest_paths([docs])
-    reader = Retriever(settings, embedder=embedder)
+    Components(settings, embedder=embedder).ingestor.ingest_paths([docs])
+    reader = Components(settings, embedder=embedder).retriever
     assert reader.search("zebracorn", k=1, mode="bm25")[0].doc_id == "note"
     note.write_text("Field notes. The quasarwing migration was observed near the river in spring.")
-    assert Ingestor(settings, embedder=embedder).ingest_paths([docs]).updated == ["note"]
+    assert Components(settings, embedder=embedder).ingestor.ingest_paths([docs]).updated == ["note"]
     assert reader.store.count() == 1  # same count: only the newest id tells the reader
     assert reader.search("quasarwing", k=1, mode="bm25")[0].doc_id == "note"
     assert reader.search("zebracorn", k=1, mode="bm25") == []

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEEDS, make_settings
-from tests.servers import chroma_server as run_chroma
-from tests.servers import start_chroma  # noqa: F401 - re-exported for older imports
+from tests.fixtures.paths import SEEDS
+from tests.fixtures.seeded import make_settings
+from tests.fixtures.servers import chroma_server as run_chroma
 
 
 @pytest.fixture
@@ -20,28 +20,30 @@ def chroma_server(tmp_path: Path) -> Iterator[int]:
 
 @pytest.mark.server
 def test_ingest_and_search_through_chroma_server(tmp_path: Path, chroma_server: int, embedder) -> None:  # type: ignore[no-untyped-def]
-    from rag.ingestion.pipeline import Ingestor
-    from rag.retrieval import Retriever
+    from rag.components import Components
 
     settings = make_settings(tmp_path / "data", chroma_host="127.0.0.1", chroma_port=chroma_server)
-    ing = Ingestor(settings, embedder=embedder)
-    assert type(ing.store.client).__name__ != "Client" or True
+    ing = Components(settings, embedder=embedder).ingestor
+    # The store talks HTTP to that server (chromadb's Client class is the same for both; its API implementation is not).
+    chroma = ing.store.client.get_settings()
+    assert chroma.chroma_api_impl == "chromadb.api.fastapi.FastAPI", chroma.chroma_api_impl
+    assert (chroma.chroma_server_host, int(chroma.chroma_server_http_port)) == ("127.0.0.1", chroma_server)
     report = ing.ingest_paths([SEEDS])
     assert len(report.added) == 5
     assert not (tmp_path / "data" / "chroma").exists(), "server mode must not create an embedded store"
     again = ing.ingest_paths([SEEDS])
     assert again.chunks_written == 0
-    top = Retriever(settings, embedder=embedder).search("Who has led ISIS-K since 2020?", k=3)
+    top = Components(settings, embedder=embedder).retriever.search("Who has led ISIS-K since 2020?", k=3)
     assert "Shahab al-Muhajir" in top[0].text
 
 
 @pytest.mark.server
 def test_server_and_embedded_give_same_results(tmp_path: Path, chroma_server: int, embedder, retriever) -> None:  # type: ignore[no-untyped-def]
-    from rag.ingestion.pipeline import Ingestor
-    from rag.retrieval import Retriever
+    from rag.components import Components
 
     settings = make_settings(tmp_path / "data", chroma_host="127.0.0.1", chroma_port=chroma_server)
-    Ingestor(settings, embedder=embedder).ingest_paths([SEEDS])
-    remote = Retriever(settings, embedder=embedder)
+    remote_parts = Components(settings, embedder=embedder)
+    remote_parts.ingestor.ingest_paths([SEEDS])
+    remote = remote_parts.retriever
     for q in ("Who has led ISIS-K since 2020?", "How many fighters does IS-K have?"):
         assert [p.chunk_id for p in remote.search(q, k=5, mode="dense")] == [p.chunk_id for p in retriever.search(q, k=5, mode="dense")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rag.embedding import Embedder
 from rag.ingestion.chunking import chunk_text
 from rag.ingestion.cleaning import clean_text
-from tests.conftest import SEEDS
+from tests.fixtures.paths import SEEDS
 
 
 def test_seed_chunks_fit_window_and_are_exact_substrings(embedder: Embedder) -> None:

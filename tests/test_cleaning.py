@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.ingestion.cleaning import clean_text, is_furniture
-from tests.conftest import SEEDS
+from tests.fixtures.paths import SEEDS
 
 
 @pytest.mark.parametrize(

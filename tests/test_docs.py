@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import ROOT
+from tests.fixtures.paths import ROOT
 
 
 def test_readme_config_table_is_the_settings_table() -> None:

@@ -13,7 +13,8 @@ from rag.evaluation.gold import load_gold
 from rag.evaluation.metrics import percentile, retrieval_metrics
 from rag.evaluation.text_match import contains_alias, exact_match, normalize_answer, token_f1
 from rag.ingestion.readers import read_document
-from tests.conftest import ROOT, run_cli
+from tests.fixtures.cli import run_cli
+from tests.fixtures.paths import ROOT
 
 CONFIG = load_config(ROOT / "eval" / "eval.toml")
 
@@ -81,6 +82,7 @@ def test_gate_thresholds() -> None:
     assert "not measured" in check_gate({}, {"mrr": 0.5})[0]
 
 
+@pytest.mark.slow  # two full `rag eval --retrieval-only` runs in fresh processes
 def test_retrieval_gate_passes_on_seeds_and_fails_when_raised(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     ok = run_cli(["eval", "--retrieval-only", "--name", "gate", "--reports", str(reports)], tmp_path / "data")
@@ -124,6 +126,7 @@ def test_harness_is_not_tied_to_the_seeds(tmp_path: Path, model_path: Path) -> N
     assert report["summary"]["abstention_recall"] >= 0.5, run.stdout
 
 
+@pytest.mark.slow  # ingests the seeds at two chunk sizes and scores 6 configurations, in a fresh `rag` process
 def test_ablation_reports_each_mode_and_chunk_size(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     res = run_cli(["eval", "--ablation", "--chunk-sizes", "64,96", "--reports", str(reports)], tmp_path / "data")

@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SEEDS, free_port
-from tests.servers import LLAMA_ALIAS, llama_server, rag_server, start_chroma, wait_for
-from tests.test_service_api import LEADER_DOC, LEADER_Q, assert_error, chat, seeded_data_dir, wait_ready
+from tests.fixtures.api import LEADER_DOC, LEADER_Q, assert_error, chat
+from tests.fixtures.paths import SEEDS
+from tests.fixtures.servers import (LLAMA_ALIAS, free_port, llama_server, rag_server, seeded_data_dir, start_chroma,
+                                    wait_for, wait_ready)
 
 pytestmark = pytest.mark.server
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEEDS, make_settings
+from tests.fixtures.paths import SEEDS
+from tests.fixtures.seeded import make_settings
 
 pytestmark = pytest.mark.llm
 
@@ -28,17 +29,17 @@ QUESTIONS = [
 
 @pytest.fixture(scope="module")
 def hostile_answerer(tmp_path_factory: pytest.TempPathFactory, embedder, model_path: Path):  # type: ignore[no-untyped-def]
-    from rag.generation.answerer import Answerer
-    from rag.ingestion.pipeline import Ingestor
+    from rag.components import Components
 
     docs = tmp_path_factory.mktemp("hostile-docs")
     for f in SEEDS.iterdir():
         shutil.copy(f, docs / f.name)
     (docs / "notice.md").write_text(HOSTILE)
     settings = make_settings(tmp_path_factory.mktemp("hostile-data"), llm_model_path=model_path)
-    report = Ingestor(settings, embedder=embedder).ingest_paths([docs])
+    parts = Components(settings, embedder=embedder)
+    report = parts.ingestor.ingest_paths([docs])
     assert "notice" in report.added
-    return Answerer(settings)
+    return parts.answerer
 
 
 @pytest.mark.parametrize(("question", "expected"), QUESTIONS)

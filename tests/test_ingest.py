@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from rag.store import parse_chunk_id
-from tests.conftest import ROOT, RAG_BIN, SEEDS, run_cli
+from rag.index.store import parse_chunk_id
+from tests.fixtures.cli import run_cli
+from tests.fixtures.paths import ROOT, RAG_BIN, SEEDS
 
 
 def per_doc_counts(store) -> Counter[str]:  # type: ignore[no-untyped-def]
     return Counter(parse_chunk_id(cid)[0] for cid in store.all_ids())
 
 
-def test_reingest_unchanged_writes_nothing(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
-    ing = ingestor_factory()
+def test_reingest_unchanged_writes_nothing(components_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    ing = components_factory().ingestor
     first = ing.ingest_paths([seeds_copy])
     assert len(first.added) == 5 and first.chunks_written == ing.store.count() > 20
     before = sorted(ing.store.all_ids())
@@ -31,8 +32,8 @@ def test_reingest_unchanged_writes_nothing(ingestor_factory, seeds_copy: Path) -
     assert sorted(ing.store.all_ids()) == before
 
 
-def test_changed_file_replaces_exactly_its_chunks(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
-    ing = ingestor_factory()
+def test_changed_file_replaces_exactly_its_chunks(components_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    ing = components_factory().ingestor
     ing.ingest_paths([seeds_copy])
     before = per_doc_counts(ing.store)
     target = seeds_copy / "001_d166f26fbc2a0a2c.txt"
@@ -45,12 +46,13 @@ def test_changed_file_replaces_exactly_its_chunks(ingestor_factory, seeds_copy: 
             assert after[doc_id] == n
     ids = [cid for cid in ing.store.all_ids() if cid.startswith("001_")]
     assert len({parse_chunk_id(c)[1] for c in ids}) == 1, "old version's chunks remain"
-    texts = [t for _, t, m in ing.store.iter_chunks() if m["doc_id"] == "001_d166f26fbc2a0a2c"]
+    texts = [t for page in ing.store.pages(("documents",), where={"doc_id": "001_d166f26fbc2a0a2c"}) for t in page.texts]
     assert any("Marta Quill" in t for t in texts)
 
 
-def test_prune_removes_documents_whose_files_are_gone(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
-    ing = ingestor_factory()
+def test_prune_removes_documents_whose_files_are_gone(components_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    parts = components_factory()
+    ing = parts.ingestor
     ing.ingest_paths([seeds_copy])
     total = ing.store.count()
     gone = per_doc_counts(ing.store)["004_1dece5685c29ddfe"]
@@ -61,29 +63,25 @@ def test_prune_removes_documents_whose_files_are_gone(ingestor_factory, seeds_co
     assert pruned.pruned == ["004_1dece5685c29ddfe"]
     assert ing.store.count() == total - gone
     # BM25 follows the store
-    from rag.retrieval import Retriever
-
-    retr = Retriever(ing.settings, ing.store, ing.embedder)
+    retr = parts.retriever
     assert all(p.doc_id != "004_1dece5685c29ddfe" for p in retr.search("Dragonfly TerrorismTracker", mode="bm25"))
 
 
-def test_delete_removes_document_everywhere(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
-    from rag.retrieval import Retriever
-
-    ing = ingestor_factory()
-    ing.ingest_paths([seeds_copy])
-    retr = Retriever(ing.settings, ing.store, ing.embedder)
+def test_delete_removes_document_everywhere(components_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    parts = components_factory()
+    parts.ingestor.ingest_paths([seeds_copy])
+    retr = parts.retriever
     assert retr.search("Shahab al-Muhajir", k=1, mode="bm25")[0].doc_id == "002_2399800fba452946"
-    assert ing.delete("002_2399800fba452946") > 0
+    assert parts.index.delete_document("002_2399800fba452946") > 0
     retr.refresh()
     for mode in ("bm25", "dense", "hybrid"):
         assert all(p.doc_id != "002_2399800fba452946" for p in retr.search("Shahab al-Muhajir", k=10, mode=mode))
 
 
-def test_failed_files_are_reported_not_fatal(ingestor_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+def test_failed_files_are_reported_not_fatal(components_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
     (seeds_copy / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     (seeds_copy / "empty.txt").write_text("   ")
-    report = ingestor_factory().ingest_paths([seeds_copy])
+    report = components_factory().ingestor.ingest_paths([seeds_copy])
     assert len(report.added) == 5
     assert set(Path(p).name for p in report.failed) == {"broken.pdf", "empty.txt"}
 
@@ -128,7 +126,7 @@ def test_ingest_killed_midway_then_rerun_has_no_duplicates(tmp_path: Path) -> No
     assert run_cli(["ingest", str(corpus)], clean).returncode == 0
 
     from rag.settings import Settings
-    from rag.store import ChunkStore
+    from rag.index.store import ChunkStore
 
     killed_store = ChunkStore(Settings(data_dir=data))
     clean_store = ChunkStore(Settings(data_dir=clean))
@@ -141,6 +139,7 @@ def test_ingest_killed_midway_then_rerun_has_no_duplicates(tmp_path: Path) -> No
     assert found.returncode == 0 and "Shahab al-Muhajir" in json.loads(found.stdout)[0]["text"]
 
 
+@pytest.mark.slow  # runs `rag` 3 times in fresh processes (~10 s each: torch and the embedding model load every time)
 def test_cli_ingest_reports_and_is_idempotent(tmp_path: Path) -> None:
     first = run_cli(["ingest", str(SEEDS)], tmp_path)
     assert first.returncode == 0, first.stderr

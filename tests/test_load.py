@@ -1,7 +1,7 @@
 """Bounded load against a real `rag serve` (the packaged model), with ``rag.bench.load``.
 
 Mixed search and chat traffic must get no server error and no wrong answer. (An overfull generation queue,
-through the same load generator, is checked in tests/test_service_api.py against its queue-size-1 server.)
+through the same load generator, is checked in tests/test_service_operations.py against its queue-size-1 server.)
 """
 
 from __future__ import annotations
@@ -12,29 +12,14 @@ from pathlib import Path
 import pytest
 
 from rag.bench.load import run_load
-from rag.evaluation.gold import GoldQuestion, load_gold
-from tests.conftest import GOLD
-from tests.servers import rag_server
-from tests.test_service_api import seeded_data_dir, wait_ready
+from tests.fixtures.load import chat_questions, search_questions
+from tests.fixtures.servers import rag_server, seeded_data_dir, wait_ready
 
 pytestmark = [pytest.mark.llm, pytest.mark.server]
 
-# Single-fact questions (factoid, numeric, date) for searches: their gold document is in the top 5.
-SEARCH_TYPES = ("factoid", "numeric", "date")
-# Chats only ask questions the model answers right (checked over repeated runs): the run tests the
-# service under load, not the model's accuracy (that is `rag eval`'s job).
-CHAT_IDS = ("s01", "s02", "s05", "s16")
 LOAD_REQUESTS = 40  # 6 chats: each takes ~5 s on 2 free cores and the model serializes them
 LOAD_CONCURRENCY = 16
 LOAD_CHAT_SHARE = 0.15
-
-
-def search_questions() -> list[GoldQuestion]:
-    return [q for q in load_gold(GOLD) if q.answerable and q.type in SEARCH_TYPES]
-
-
-def chat_questions() -> list[GoldQuestion]:
-    return [q for q in load_gold(GOLD) if q.id in CHAT_IDS]
 
 
 def test_mixed_load_gets_no_server_error_and_no_wrong_answer(tmp_path_factory: pytest.TempPathFactory, model_path: Path,

@@ -10,6 +10,7 @@ from rag.errors import ModelError
 from rag.generation.model_files import MODEL_SHA256, MODEL_SIZE, verify_model
 
 
+@pytest.mark.slow  # assembles and hashes the 1.1 GB GGUF on a fresh clone
 def test_real_model_is_assembled_and_verified(model_path: Path) -> None:
     assert model_path.stat().st_size == MODEL_SIZE
     assert model_path.with_suffix(".verified").read_text().startswith(MODEL_SHA256)

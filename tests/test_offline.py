@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, SEEDS
+import pytest
+
+from tests.fixtures.paths import ROOT, SEEDS
 
 GUARD = '''
 import socket, sys
@@ -46,6 +48,7 @@ def test_guard_really_blocks(tmp_path: Path) -> None:
     assert res.returncode != 0 and "BLOCKED NETWORK CONNECT" in res.stderr
 
 
+@pytest.mark.slow  # runs a guarded `rag` 2 times in fresh processes (~10 s each: torch and the embedding model load every time)
 def test_ingest_and_search_offline(tmp_path: Path) -> None:
     data = tmp_path / "data"
     ingest = run_guarded(["ingest", str(SEEDS)], data, tmp_path)

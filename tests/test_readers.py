@@ -9,7 +9,7 @@ import pytest
 from rag.errors import DocumentError, UnsupportedDocumentType
 from rag.ingestion.metadata import derive_author, derive_title, doc_id_for
 from rag.ingestion.readers import read_document
-from tests.conftest import SEEDS
+from tests.fixtures.paths import SEEDS
 
 
 def test_html_text_extracted_and_markup_dropped() -> None:

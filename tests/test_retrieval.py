@@ -10,7 +10,9 @@ import pytest
 from rag.errors import EmptyIndex
 from rag.evaluation.gold import load_gold
 from rag.evaluation.retrieval_eval import evaluate_retrieval
-from tests.conftest import GOLD, SEEDS, make_settings, run_cli
+from tests.fixtures.cli import run_cli
+from tests.fixtures.paths import GOLD, SEEDS
+from tests.fixtures.seeded import make_settings
 
 GOLD_QUESTION = "Who has led ISIS-K since 2020?"
 
@@ -47,9 +49,9 @@ def test_hybrid_beats_or_matches_each_single_mode(retriever) -> None:  # type: i
 
 
 def test_bm25_index_is_persisted_and_reused(seeded_settings, embedder) -> None:  # type: ignore[no-untyped-def]
-    from rag.retrieval import Retriever
+    from rag.components import Components
 
-    fresh = Retriever(seeded_settings, embedder=embedder)
+    fresh = Components(seeded_settings, embedder=embedder).retriever  # its own BM25 index, loaded from disk
     assert (seeded_settings.bm25_dir / "manifest.json").is_file()
     stats = fresh.lexical.sync(save=False)
     assert (stats.added, stats.removed) == (0, 0), "the saved BM25 index was not in step with the store"
@@ -58,12 +60,13 @@ def test_bm25_index_is_persisted_and_reused(seeded_settings, embedder) -> None: 
 
 
 def test_empty_index_is_a_clear_error(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
-    from rag.retrieval import Retriever
+    from rag.components import Components
 
     with pytest.raises(EmptyIndex, match="rag ingest"):
-        Retriever(make_settings(tmp_path), embedder=embedder).search("anything")
+        Components(make_settings(tmp_path), embedder=embedder).retriever.search("anything")
 
 
+@pytest.mark.slow  # runs `rag` 6 times in fresh processes (~10 s each: torch and the embedding model load every time)
 def test_cli_search_json_and_modes(tmp_path: Path) -> None:
     assert run_cli(["ingest", str(SEEDS)], tmp_path).returncode == 0
     for mode in ("dense", "bm25", "hybrid"):
@@ -72,6 +75,7 @@ def test_cli_search_json_and_modes(tmp_path: Path) -> None:
         rows = json.loads(res.stdout)
         assert len(rows) == 3 and {"text", "score", "rank", "doc_id", "title", "start", "end"} <= set(rows[0])
     bad = run_cli(["search", "x", "--mode", "fuzzy"], tmp_path)
-    assert bad.returncode == 2 and "dense, bm25 or hybrid" in bad.stderr
+    message = " ".join(bad.stderr.replace("│", " ").split())  # typer's error box, unwrapped
+    assert bad.returncode == 2 and "'fuzzy' is not one of 'dense', 'bm25', 'hybrid'" in message, bad.stderr
     empty = run_cli(["search", "x"], tmp_path / "empty")
     assert empty.returncode == 1 and "empty" in empty.stderr and "Traceback" not in empty.stderr

@@ -3,7 +3,7 @@
 The setup documented under "Larger deployments" in the README, run for real: worker A takes the uploads,
 worker B serves searches and answers from the same Chroma collection. B's BM25 cache lives in its own data dir
 and follows Chroma every RAG_BM25_REFRESH_SECONDS; dense search reads Chroma directly. The model server runs with
-``--interrupt_requests False`` (see tests.servers.llama_server): its default cuts one worker's stream short when the
+``--interrupt_requests False`` (see tests.fixtures.servers.llama_server): its default cuts one worker's stream short when the
 other worker's request arrives.
 """
 
@@ -20,8 +20,8 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.conftest import SEEDS
-from tests.servers import LLAMA_ALIAS, chroma_server, llama_server, rag_server, wait_for
+from tests.fixtures.paths import SEEDS
+from tests.fixtures.servers import LLAMA_ALIAS, chroma_server, llama_server, rag_server, wait_for
 
 pytestmark = [pytest.mark.server, pytest.mark.llm]
 

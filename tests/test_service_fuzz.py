@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.servers import rag_server
-from tests.test_service_api import LEADER_Q, seeded_data_dir, wait_ready
+from tests.fixtures.api import LEADER_Q
+from tests.fixtures.servers import rag_server, seeded_data_dir, wait_ready
 
 pytestmark = pytest.mark.server
 EXAMPLES_PER_OPERATION = 25  # per generation mode (valid and invalid data); the whole file takes well under a minute

@@ -13,8 +13,8 @@ import openai
 import pytest
 
 from rag.generation.answer import ABSTENTION
-from tests.servers import rag_server
-from tests.test_service_api import LEADER_DOC, LEADER_Q, seeded_data_dir, wait_ready
+from tests.fixtures.api import LEADER_DOC, LEADER_Q
+from tests.fixtures.servers import rag_server, seeded_data_dir, wait_ready
 
 pytestmark = [pytest.mark.server, pytest.mark.llm]
 MODEL_ID = "qwen2.5-1.5b-instruct"  # Settings.llm_model's default

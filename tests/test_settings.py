@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from rag.settings import Settings
-from tests.conftest import run_cli
+from tests.fixtures.cli import run_cli
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

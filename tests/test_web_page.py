@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SEEDS, run_cli
-from tests.servers import rag_server
+from tests.fixtures.servers import rag_server, seeded_data_dir
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev extra: pip install -e '.[dev]'")
 from selenium.common.exceptions import TimeoutException  # noqa: E402
@@ -58,12 +57,9 @@ def _wait(driver: WebDriver, timeout: float = 10) -> WebDriverWait:
 
 
 @pytest.fixture(scope="module")
-def seeded_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The seeds ingested once, by the real CLI, for both page tests."""
-    data_dir = tmp_path_factory.mktemp("web") / "data"
-    result = run_cli(["ingest", str(SEEDS)], data_dir)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return data_dir
+def web_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeds ingested by the real CLI (once per session, then copied), for both page tests."""
+    return seeded_data_dir(tmp_path_factory, "web")
 
 
 @pytest.fixture
@@ -130,8 +126,8 @@ def check_citation_panel(driver: WebDriver, answer: Any) -> None:
 
 @pytest.mark.llm
 def test_page_streams_a_verified_answer_with_clickable_citations(
-        seeded_data_dir: Path, model_path: Path, browser: WebDriver, tmp_path: Path) -> None:
-    with rag_server(seeded_data_dir, env={"RAG_LLM_MODEL_PATH": str(model_path)}) as url:
+        web_data_dir: Path, model_path: Path, browser: WebDriver, tmp_path: Path) -> None:
+    with rag_server(web_data_dir, env={"RAG_LLM_MODEL_PATH": str(model_path)}) as url:
         open_page(browser, url)
         browser.execute_script(RECORD_DRAFTS)
         ask(browser, QUESTION)
@@ -162,9 +158,9 @@ def test_page_streams_a_verified_answer_with_clickable_citations(
 
 
 def test_page_asks_for_the_api_key_after_a_401_and_retries(
-        seeded_data_dir: Path, browser: WebDriver, tmp_path: Path) -> None:
+        web_data_dir: Path, browser: WebDriver, tmp_path: Path) -> None:
     env = {"RAG_API_KEY": "secret", "RAG_LLM_BACKEND": "extractive"}
-    with rag_server(seeded_data_dir, env=env) as url:
+    with rag_server(web_data_dir, env=env) as url:
         open_page(browser, url)
         ask(browser, QUESTION)
         key_field = _wait(browser, 30).until(lambda d: d.find_element(By.ID, "api-key") if d.find_element(By.ID, "api-key").is_displayed() else False)

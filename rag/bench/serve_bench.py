@@ -4,7 +4,6 @@ only loads the same two models: what the service adds on top of loading them."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 
 from rag.bench.load import run_load
 from rag.bench.measure import peak_rss_mb, ratio
+from rag.bench.processes import free_port, stop, wait_until_answers
 from rag.evaluation.gold import GoldQuestion
 from rag.settings import Settings
 from rag.errors import RagError
@@ -38,17 +38,11 @@ llm.close()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def rag_serve(settings: Settings, model_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, float]]:
     """``rag serve`` over the collection of ``settings`` on a free loopback port: yields (process, URL, spawn time)."""
     rag_bin = Path(sys.executable).with_name("rag")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAG_DATA_DIR": str(settings.data_dir), "RAG_COLLECTION": settings.collection,
            "RAG_LLM_MODEL_PATH": str(model_path), "RAG_LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
@@ -57,29 +51,18 @@ def rag_serve(settings: Settings, model_path: Path) -> Iterator[tuple[subprocess
     try:
         yield proc, f"http://127.0.0.1:{port}", started
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, started: float) -> tuple[float, float]:
     """Poll until /readyz is 200: (seconds to /healthz 200, seconds to /readyz 200) since ``started``."""
-    healthy_s = 0.0
-    while True:
-        if proc.poll() is not None:
-            raise RagError(f"rag serve exited with {proc.returncode}: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}")
-        if time.perf_counter() - started > READY_TIMEOUT_S:
-            raise RagError("rag serve did not become ready")
-        try:
-            if not healthy_s and httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                healthy_s = time.perf_counter() - started
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return healthy_s, time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(POLL_S)
+
+    def output() -> str:
+        return proc.stderr.read().decode()[-500:] if proc.stderr else ""
+
+    healthy_s = wait_until_answers(proc, f"{url}/healthz", READY_TIMEOUT_S, POLL_S, "rag serve", output, started)
+    ready_s = wait_until_answers(proc, f"{url}/readyz", READY_TIMEOUT_S, POLL_S, "rag serve", output, started)
+    return healthy_s, ready_s
 
 
 def bench_serve(settings: Settings, model_path: Path, question: str) -> dict[str, Any]:
