@@ -162,22 +162,30 @@ API_KEY = "test-key-5f2c81d0"
 
 
 def _route_requests() -> list[tuple[str, str]]:
-    """(method, concrete path) for every route of the app, found by walking app.routes."""
+    """(method, concrete path) for every route of the app, found by walking app.routes and the routers it includes."""
     from fastapi.routing import APIRoute
-    from starlette.routing import Mount, Route
+    from starlette.routing import BaseRoute, Mount, Route
 
     from rag.settings import Settings
     from service.app import create_app
 
     app = create_app(Settings(data_dir=Path("/nonexistent-never-opened"), api_key=API_KEY))  # type: ignore[arg-type]
     out: list[tuple[str, str]] = []
-    for route in app.routes:
-        if isinstance(route, Mount):
-            out.append(("GET", route.path + "/app.js"))
-        elif isinstance(route, (APIRoute, Route)):
-            path = re.sub(r"\{[^}]+\}", "some-id", route.path)
-            for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
-                out.append((method, path))
+
+    def walk(routes: list[BaseRoute], prefix: str) -> None:
+        for route in routes:
+            if isinstance(route, Mount):
+                out.append(("GET", prefix + route.path + "/app.js"))
+            elif isinstance(route, (APIRoute, Route)):
+                path = re.sub(r"\{[^}]+\}", "some-id", prefix + route.path)
+                for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
+                    out.append((method, path))
+            elif hasattr(route, "original_router"):  # FastAPI keeps an included APIRouter as one entry
+                walk(route.original_router.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
+            else:
+                raise AssertionError(f"a route of an unknown kind: {route!r}")
+
+    walk(app.routes, "")
     return out
 
 
