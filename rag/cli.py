@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rag.errors import RagError
+from rag.evaluation.gold import Split
 from rag.settings import LLMBackendName, RetrievalMode, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -153,8 +154,9 @@ def import_(
 
 
 def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
-    """The answer, then its sources with titles and quotes."""
+    """The answer and its confidence, then its sources with titles and quotes."""
     out.print(answer.answer, highlight=False)
+    out.print(f"[dim]confidence {answer.confidence:.2f}[/]", highlight=False)
     if answer.fallback_reason:
         err.print(f"[yellow]note:[/] answered by the {answer.backend} backend ({answer.fallback_reason})")
     if answer.citations:
@@ -217,15 +219,13 @@ def chat(
             continue
         try:
             run = answerer.run(line, history, backend=backend)
-            for piece in run:
-                out.print(piece, end="", highlight=False, soft_wrap=True)
+            for i, sentence in enumerate(run.verified()):  # each sentence once it passed its check
+                out.print(("" if i == 0 else " ") + sentence, end="", highlight=False, soft_wrap=True)
             last = run.answer()
         except RagError as exc:
             err.print(f"[bold red]error:[/] {exc}")
             continue
-        out.print()
-        if run.changed_by_verification:
-            out.print(f"[bold]Verified:[/] {last.answer}", highlight=False)
+        out.print(f"  [dim](confidence {last.confidence:.2f})[/]", highlight=False)
         if last.citations:
             out.print("[dim]" + "  ".join(f"[{c.n}] {c.title}" for c in last.citations) + "[/]", highlight=False)
         history += [Turn("user", line), Turn("assistant", last.answer)]
@@ -245,6 +245,9 @@ def evaluate(
     name: Annotated[Optional[str], typer.Option("--name", help="Run name (default: <set>-<timestamp>).")] = None,
     compare_runs: Annotated[Optional[tuple[str, str]], typer.Option("--compare", help="Compare two runs (names or JSON paths): A B.")] = None,
     ablation: Annotated[bool, typer.Option("--ablation", help="Retrieval metrics per mode and chunk size, side by side.")] = False,
+    claims: Annotated[bool, typer.Option("--claims", help="Measure the verifier on labelled claims (eval/gold/claims.jsonl).")] = False,
+    fit: Annotated[bool, typer.Option("--fit", help="With --claims: refit the claim model on the dev split first.")] = False,
+    split: Annotated[Optional[Split], typer.Option("--split", help="Questions or claims of this split only (default: all; --claims: test).")] = None,
     chunk_sizes: Annotated[str, typer.Option("--chunk-sizes", help="Chunk sizes for --ablation, comma-separated.")] = "64,96,128,200",
     config_path: Annotated[Path, typer.Option("--config", help="Eval config with sets and gate thresholds.")] = Path("eval/eval.toml"),
     reports: Annotated[Path, typer.Option("--reports", help="Where reports are written.")] = Path("eval/reports"),
@@ -258,6 +261,17 @@ def evaluate(
         out.print(compare(load_report(compare_runs[0], reports), load_report(compare_runs[1], reports)), highlight=False)
         return
     settings = _settings()
+    if claims:
+        from rag.evaluation.claims_eval import run_claims, write
+        from rag.verification.judge import judge_of
+
+        components = _components(settings)
+        report = run_claims(lambda: judge_of(components.generators.get(backend)), do_fit=fit, split=split or "test",
+                            progress=sys.stderr.isatty())
+        path = write(report, reports, name or "claims")
+        out.print(path.read_text(), highlight=False)
+        out.print(f"written: {path}")
+        return
     config = load_config(config_path)
     eval_set = config.eval_set(set_name)
     if gold:

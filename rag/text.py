@@ -7,10 +7,13 @@ from functools import lru_cache
 
 import Stemmer
 
-# A citation marker as answers write it: [1] or a group like [1, 2]. The one definition every parser,
-# sanitizer and scorer uses, so what verification reads as a citation is exactly what prompts neutralize.
-CITATION_MARKER_PATTERN = r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]"
+# A citation marker as answers write it: [1], a group [1, 2], a range [1-2], or in parentheses (1). The one
+# definition every parser, sanitizer and scorer uses, so what verification reads as a citation is exactly
+# what prompts neutralize. Parentheses take at most two digits: "(1990)" is a year, not a citation.
+_GROUP = r"\d{{1,{d}}}(?:\s*[,\-–]\s*\d{{1,{d}}})*"
+CITATION_MARKER_PATTERN = rf"\[({_GROUP.format(d=3)})\]|\(({_GROUP.format(d=2)})\)"
 CITATION_MARKER = re.compile(CITATION_MARKER_PATTERN)
+MAX_RANGE = 20  # "[1-400]" is not a citation of 400 passages
 _WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)
 _NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
@@ -67,9 +70,21 @@ def entities(text: str) -> set[str]:
     return content_terms(found)
 
 
+def marker_numbers(group: str) -> list[int]:
+    """``"1, 3-4"`` -> ``[1, 3, 4]``."""
+    out: list[int] = []
+    for part in group.split(","):
+        ends = [int(x) for x in re.split(r"\s*[-–]\s*", part.strip()) if x]
+        if len(ends) == 2 and 0 <= ends[1] - ends[0] <= MAX_RANGE:
+            out.extend(range(ends[0], ends[1] + 1))
+        else:
+            out.extend(ends)
+    return out
+
+
 def citation_numbers(text: str) -> list[int]:
-    """Passage numbers cited in ``text``, in order ("[1, 2] ... [3]" -> [1, 2, 3])."""
-    return [int(n) for group in CITATION_MARKER.findall(text) for n in group.split(",")]
+    """Passage numbers cited in ``text``, in order ("[1, 2] ... [3-4] (5)" -> [1, 2, 3, 4, 5])."""
+    return [n for m in CITATION_MARKER.finditer(text) for n in marker_numbers(m.group(1) or m.group(2))]
 
 
 def strip_citations(text: str) -> str:

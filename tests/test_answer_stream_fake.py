@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from rag.components import Components
 from rag.embedding import Embedder
-from rag.generation.answer import ABSTENTION
+from rag.generation.answer import ABSTENTION, STAGES
 from rag.generation.backends.fake import FakeGenerator
 from rag.settings import Settings
 from service.app import create_app
@@ -29,10 +29,10 @@ def chat(question: str = LEADER_Q, **extra: Any) -> dict[str, Any]:
     return {"model": "rag", "messages": [{"role": "user", "content": question}], **extra}
 
 
-def test_stream_framing_tokens_final_chunk_usage_and_done(app_with: Any) -> None:
+def test_draft_stream_framing_tokens_final_chunk_usage_and_done(app_with: Any) -> None:
     reply = cite("al-Muhajir", "Shahab al-Muhajir has led ISIS-K since 2020 [{n}].")
     client = app_with(FakeGenerator([reply]))
-    chunks = sse(client, chat(stream_options={"include_usage": True}))
+    chunks = sse(client, chat(stream_options={"include_usage": True}, stream_draft=True))
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert len({c["id"] for c in chunks}) == 1 and all(c["object"] == "chat.completion.chunk" for c in chunks)
     text = deltas(chunks)
@@ -57,10 +57,24 @@ def test_stream_without_include_usage_has_no_usage_field(app_with: Any) -> None:
     assert all("usage" not in c for c in chunks)
 
 
-def test_stream_sends_the_verified_answer_when_verification_changed_the_draft(app_with: Any) -> None:
+def test_verified_stream_never_shows_a_dropped_sentence(app_with: Any) -> None:
+    reply = cite("al-Muhajir", "Shahab al-Muhajir has led ISIS-K since 2020 [{n}]. The moon is made of green cheese [1]. "
+                               "He is Iraqi [{n}].")
+    client = app_with(FakeGenerator([reply]))
+    chunks = sse(client, chat(stream_options={"include_usage": True}))
+    text = [d for d in deltas(chunks) if d]
+    final = chunks[-2]
+    assert len(text) == 2 and "".join(text) == final["answer"]  # one delta per verified sentence, nothing else
+    assert "cheese" not in "".join(text) and "Verified answer" not in "".join(text)
+    assert text[0].startswith("Shahab al-Muhajir") and text[1].startswith(" He is Iraqi [")
+    assert 0.0 <= final["confidence"] <= 1.0 and final["abstained"] is False
+    assert chunks[-1]["usage"]["completion_tokens"] == 20  # the whole 20-word draft was generated (one token per word)
+
+
+def test_draft_stream_sends_the_verified_answer_when_verification_changed_the_draft(app_with: Any) -> None:
     reply = cite("al-Muhajir", "Shahab al-Muhajir has led ISIS-K since 2020 [{n}]. The moon is made of green cheese [1].")
     client = app_with(FakeGenerator([reply]))
-    chunks = sse(client, chat())
+    chunks = sse(client, chat(stream_draft=True))
     text = [d for d in deltas(chunks) if d]
     final = chunks[-1]
     assert "cheese" not in final["answer"] and "al-Muhajir" in final["answer"]
@@ -70,9 +84,10 @@ def test_stream_sends_the_verified_answer_when_verification_changed_the_draft(ap
 
 def test_stream_abstains_on_an_unsupported_answer(app_with: Any) -> None:
     client = app_with(FakeGenerator(["The capital of Peru is Lima [1]."]))
-    final = sse(client, chat("What is the capital of Peru?"))[-1]
+    chunks = sse(client, chat("What is the capital of Peru?"))
+    final = chunks[-1]
     assert final["abstained"] is True and final["answer"] == ABSTENTION and final["sources"] == []
-    assert deltas([final]) == [""]
+    assert [d for d in deltas(chunks) if d] == [ABSTENTION]  # the draft's claim is never shown
 
 
 def test_generator_failure_falls_back_to_extractive(app_with: Any) -> None:
@@ -180,5 +195,6 @@ def test_ask_returns_the_answer_object_from_the_same_run(app_with: Any) -> None:
     client = app_with(FakeGenerator([cite("al-Muhajir", "Shahab al-Muhajir has led ISIS-K since 2020 [{n}].")]))
     body = client.post("/v1/ask", json={"question": LEADER_Q, "top_k": 3}).json()
     assert body["backend"] == "fake" and body["citations"][0]["doc_id"] == LEADER_DOC and len(body["passages"]) == 3
-    assert set(body["timings"]) == {"retrieve_ms", "context_ms", "generate_ms", "first_token_ms", "verify_ms", "total_ms"}
+    assert set(body["timings"]) == set(STAGES)
+    assert 0 <= body["confidence"] <= 1 and body["signals"]["judged"] == 0.0
     assert body["raw_answer"].startswith("Shahab al-Muhajir")

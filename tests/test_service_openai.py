@@ -68,10 +68,11 @@ def test_chat_completion_answers_with_sources(client: openai.OpenAI) -> None:
         assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
 
 
-def test_streaming_sends_deltas_then_sources_usage_and_done(client: openai.OpenAI) -> None:
+@pytest.mark.parametrize("draft", [True, False])
+def test_streaming_sends_deltas_then_sources_usage_and_done(client: openai.OpenAI, draft: bool) -> None:
     stream = client.chat.completions.create(
         model=MODEL_ID, messages=[{"role": "user", "content": [{"type": "text", "text": LEADER_Q}]}],
-        stream=True, stream_options={"include_usage": True},
+        stream=True, stream_options={"include_usage": True}, extra_body={"stream_draft": draft},
     )
     chunks = list(stream)
     assert all(c.object == "chat.completion.chunk" and c.model == MODEL_ID for c in chunks)
@@ -79,7 +80,10 @@ def test_streaming_sends_deltas_then_sources_usage_and_done(client: openai.OpenA
     assert chunks[0].choices[0].delta.role == "assistant"
     with_choices = [c for c in chunks if c.choices]
     contents = [c.choices[0].delta.content for c in with_choices if c.choices[0].delta.content]
-    assert len(contents) > 3, "tokens should arrive as several deltas"
+    if draft:
+        assert len(contents) > 3, "draft tokens should arrive as several deltas"
+    else:  # verified sentences only: the stream is exactly the verified answer
+        assert "".join(contents) == (with_choices[-1].model_extra or {})["answer"]
     final = with_choices[-1]
     assert final.choices[0].finish_reason == "stop"
     assert all(c.choices[0].finish_reason is None for c in with_choices[:-1])

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from rag.generation.answer import ABSTENTION
 from rag.generation.prompt import ContextPassage, build_messages, sanitize
-from rag.generation.verify import split_cited_sentences, verify
 from rag.retrieval import Passage
+from rag.verification.claim_model import ClaimModel
+from rag.verification.claims import split_claims as split_cited_sentences
+from rag.verification.verifier import Verification, Verifier
 
 P1 = "Since 2020, it has been led by the Iraqi Shahab al-Muhajir. The group is based in Nangarhar."
 P2 = "The final death toll was 38 people, with dozens more injured. Amaq claimed the attack."
 P3 = "Rohan Kumar is a senior at UC Riverside studying International Affairs."
+
+
+def verify(draft: str, question: str, context: list[ContextPassage], threshold: float) -> Verification:
+    """Rules only (no judge): the deterministic layer every answer passes first."""
+    return Verifier(ClaimModel.load(), rules_threshold=threshold).verify(draft, question, context)
 
 
 def ctx(*texts: str) -> list[ContextPassage]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 
@@ -49,3 +50,14 @@ def precision_recall(predicted: Sequence[bool], actual: Sequence[bool]) -> tuple
     tp = sum(p and a for p, a in zip(predicted, actual, strict=True))
     pp, ap = sum(predicted), sum(actual)
     return (tp / pp if pp else 1.0, tp / ap if ap else 1.0)
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve: the chance a positive scores above a negative (ties count half); 0.5 if undefined."""
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    if not pos or not neg:
+        return 0.5
+    ordered = sorted(neg)
+    wins = sum(bisect.bisect_left(ordered, p) + 0.5 * (bisect.bisect_right(ordered, p) - bisect.bisect_left(ordered, p)) for p in pos)
+    return wins / (len(pos) * len(neg))

@@ -9,7 +9,7 @@ from rag.retrieval import Passage
 
 ABSTENTION = "I don't know: the documents do not contain the answer."
 # Answer.timings keys, in pipeline order (milliseconds); metrics, eval and bench all read these names.
-STAGES = ("retrieve_ms", "context_ms", "generate_ms", "first_token_ms", "verify_ms", "total_ms")
+STAGES = ("retrieve_ms", "context_ms", "generate_ms", "first_token_ms", "verify_ms", "first_sentence_ms", "total_ms")
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Answer:
     citations: list[Citation]
     abstained: bool
     backend: str
+    confidence: float = 0.0  # calibrated probability that the answer (or the abstention) is right
     standalone_question: str = ""
     raw_answer: str = ""
     fallback_reason: str | None = None
@@ -43,6 +44,8 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    signals: dict[str, float] = field(default_factory=dict)  # what the confidence was computed from
+    notes: list[str] = field(default_factory=list)  # what verification changed, and why
 
     def to_dict(self, with_passages: bool = True) -> dict[str, Any]:
         data = asdict(self)

@@ -1,35 +1,48 @@
 """Question in, verified answer out. ``Answerer.run`` checks the question and returns an ``AnswerRun``; the
-steps it runs (retrieve, build prompt, generate, verify) are the named methods below."""
+steps it runs (retrieve, build prompt, generate, check) are the named methods below."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 
-from rag.generation.answer import ABSTENTION, Answer
+from rag.generation.answer import Answer
 from rag.generation.backends import Prompt
 from rag.generation.backends.extractive import extractive_answer
 from rag.generation.followup import Turn
 from rag.generation.generators import FALLBACK, Generators
 from rag.generation.prompt import build_messages, compress
 from rag.generation.run import AnswerRun
-from rag.generation.verify import Verification, verify
 from rag.retrieval import Passage, Retriever
 from rag.retrieval.query import checked_question
 from rag.settings import RetrievalMode, Settings
-from rag.text import content_terms, strip_citations
+from rag.verification.answer_check import CITED_WITHOUT_ANSWER, AnswerCheck
+from rag.verification.claim_model import ClaimModel
+from rag.verification.confidence import ConfidenceModel
+from rag.verification.judge import Judge, judge_of
+from rag.verification.verifier import Verifier
 
 log = logging.getLogger(__name__)
-CITED_WITHOUT_ANSWER = "the model cited passages without writing an answer"
 
 
 class Answerer:
     """Grounded question answering over one collection."""
 
+    CITED_WITHOUT_ANSWER = CITED_WITHOUT_ANSWER
+
     def __init__(self, settings: Settings, retriever: Retriever, generators: Generators) -> None:
         self.settings = settings
         self.retriever = retriever
         self.generators = generators
+        self.claim_model = ClaimModel.load()
+        self.confidence_model = ConfidenceModel.load()
+
+    @property
+    def min_confidence(self) -> float:
+        """``RAG_MIN_CONFIDENCE``, else the threshold chosen on dev when the confidence model was fitted."""
+        if self.settings.min_confidence is not None:
+            return self.settings.min_confidence
+        return float(self.confidence_model.meta.get("min_confidence", 0.0)) if self.confidence_model else 0.0
 
     def run(self, question: str, history: Sequence[Turn] = (), backend: str | None = None,
             mode: RetrievalMode | None = None, top_k: int | None = None) -> AnswerRun:
@@ -56,18 +69,22 @@ class Answerer:
         context = compress(question, passages, self.settings.context_sentences, self.retriever.embedder)
         return Prompt(build_messages(question, context), question, context)
 
-    def verify(self, question: str, standalone: str, prompt: Prompt, draft: str, backend: str) -> tuple[Verification, str, str | None]:
-        """(verification, backend that answered, why the answer was rescued or None).
-
-        Novelty is judged against what the user asked now, not the context a follow-up borrowed. A model that
-        only pointed at passages ("[2]") without writing an answer is rescued by an extract, when a good one exists.
-        """
+    def check(self, run: AnswerRun) -> AnswerCheck:
+        """The claim-by-claim check of the run's draft (judged by the model when it can read yes/no probabilities)."""
+        assert run.prompt is not None
         s, embedder = self.settings, self.retriever.embedder
-        checked = verify(draft, question, prompt.context, s.support_threshold, embedder)
-        if checked.abstained and backend != FALLBACK and not content_terms(strip_citations(draft)):
-            text, _ = extractive_answer(standalone, prompt.context, embedder, s.extractive_rescue_score)
-            if text != ABSTENTION:
-                rescued = verify(text, question, prompt.context, s.support_threshold, embedder)
-                if not rescued.abstained:
-                    return rescued, FALLBACK, CITED_WITHOUT_ANSWER
-        return checked, backend, None
+        verifier = Verifier(self.claim_model, embedder, self.judge(run), s.support_threshold)
+        context = run.prompt.context
+        return AnswerCheck(verifier, self.confidence_model, self.min_confidence, run.question, run.prompt, run.passages,
+                           run.draft, lambda: extractive_answer(run.standalone, context, embedder, float("-inf")),
+                           None if run.backend == FALLBACK else s.extractive_rescue_score)
+
+    def judge(self, run: AnswerRun) -> Judge | None:
+        """The answering generator as judge; for an extractive answer, the configured generator if it is loaded and
+        did not just fail. None when no loaded generator can judge (the rules then decide alone)."""
+        if run.backend != FALLBACK:
+            return judge_of(self.generators.get(run.backend))
+        default = self.generators.default
+        if run.fallback_reason is None and default != FALLBACK and self.generators.loaded(default):
+            return judge_of(self.generators.get(default))
+        return None

@@ -1,9 +1,9 @@
 """One question being answered: the object every face consumes (CLI, OpenAI chat, /v1/ask, eval, bench).
 
-In the spirit of llm's ``Response``: iterate it for the draft text as the generator writes it, or call
-``answer()`` to run it to the end and get the verified ``Answer``. Either way the same steps run once,
-in order: retrieve, build the prompt, generate (falling back to extractive when the generator fails),
-verify. ``prompt`` holds the messages the generator was given once the prompt is built.
+In the spirit of llm's ``Response``: iterate it for the draft text as the generator writes it (unverified),
+iterate ``verified()`` for the answer's sentences as each passes its check, or call ``answer()`` to run it to
+the end and get the verified ``Answer``. Whichever way, the same steps run once, in order: retrieve, build
+the prompt, generate (falling back to extractive when the generator fails), check claim by claim.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import closing
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from rag.errors import LLMUnavailable, RagError
 from rag.generation.answer import Answer
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _IGNORED_IN_COMPARISON = re.compile(r"[\s.]+")
+Event = tuple[Literal["draft", "sentence"], str]
 
 
 def comparable(text: str) -> str:
@@ -49,23 +50,28 @@ class AnswerRun:
         self.passages: list[Passage] = []
         self.prompt: Prompt | None = None
         self.draft = ""  # the text being verified: the generator's output (or the fallback's)
-        self.streamed = ""  # everything yielded so far
+        self.streamed = ""  # every draft piece yielded so far
         self.fallback_reason: str | None = None
         self.stats = GenerationStats()
         self.timings: dict[str, float] = {}
         self._answerer = answerer
         self._generator = generator
         self._answer: Answer | None = None
-        self._steps = self._run()
+        self._events = self._run()
 
     # -- consuming --------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[str]:
         """Draft text pieces as they are generated (unverified). Closing the iterator stops generation."""
-        return self._steps
+        return (text for kind, text in self._events if kind == "draft")
+
+    def verified(self) -> Iterator[str]:
+        """The answer's sentences, each once it passed its check, with its final citation; nothing unverified.
+        An abstention comes as one sentence."""
+        return (text for kind, text in self._events if kind == "sentence")
 
     def answer(self) -> Answer:
         """Run to the end (if not yet done) and return the verified answer."""
-        for _ in self._steps:
+        for _ in self._events:
             pass
         if self._answer is None:
             raise RagError("the answer run was stopped before it finished")
@@ -87,10 +93,10 @@ class AnswerRun:
 
     def close(self) -> None:
         """Stop the run where it is (releases the model after the current token)."""
-        self._steps.close()
+        self._events.close()
 
     # -- the steps --------------------------------------------------------------------------------
-    def _run(self) -> Iterator[str]:
+    def _run(self) -> Iterator[Event]:
         a = self._answerer
         started = time.perf_counter()
         self.standalone = standalone_question(self.question, list(self.history))
@@ -102,25 +108,37 @@ class AnswerRun:
         self.timings["context_ms"] = _ms(mark)
 
         mark = time.perf_counter()
-        yield from self._generate(self.prompt)
+        for piece in self._generate(self.prompt):
+            yield "draft", piece
         self.timings["generate_ms"] = _ms(mark)
         self.timings["first_token_ms"] = self.stats.first_token_ms
 
         mark = time.perf_counter()
-        checked, backend, rescued_because = a.verify(self.question, self.standalone, self.prompt, self.draft, self.backend)
-        self.backend = backend
-        self.fallback_reason = self.fallback_reason or rescued_because
+        check = a.check(self)
+        for text in check.sentences():
+            if "first_sentence_ms" not in self.timings:
+                self.timings["first_sentence_ms"] = _ms(started)
+            yield "sentence", text
+        outcome = check.outcome
+        assert outcome is not None
+        v = outcome.verification
+        if outcome.rescued:
+            self.backend, self.fallback_reason = FALLBACK, self.fallback_reason or a.CITED_WITHOUT_ANSWER
+        if v.abstained and "first_sentence_ms" not in self.timings:
+            self.timings["first_sentence_ms"] = _ms(started)
+            yield "sentence", v.answer
         self.timings["verify_ms"] = _ms(mark)
         self.timings["total_ms"] = _ms(started)
 
         self._answer = Answer(
-            question=self.question, answer=checked.answer, citations=checked.citations, abstained=checked.abstained,
-            backend=self.backend, standalone_question=self.standalone, raw_answer=self.draft,
+            question=self.question, answer=v.answer, citations=v.citations, abstained=v.abstained,
+            confidence=outcome.confidence, backend=self.backend, standalone_question=self.standalone, raw_answer=self.draft,
             fallback_reason=self.fallback_reason, timings=self.timings, passages=self.passages,
             prompt_tokens=self.stats.prompt_tokens, completion_tokens=self.stats.completion_tokens,
+            signals=outcome.signals, notes=v.notes,
         )
-        log.info("answered", extra={"backend": self.backend, "abstained": checked.abstained, "notes": "; ".join(checked.notes),
-                                    **{k: round(v, 1) for k, v in self.timings.items()}})
+        log.info("answered", extra={"backend": self.backend, "abstained": v.abstained, "confidence": outcome.confidence,
+                                    "notes": "; ".join(v.notes), **{k: round(t, 1) for k, t in self.timings.items()}})
 
     def _generate(self, prompt: Prompt) -> Iterator[str]:
         """The generator's pieces; when it fails, the extractive backend's answer instead (the reason is kept)."""

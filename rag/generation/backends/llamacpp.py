@@ -9,9 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from rag.errors import LLMUnavailable, ModelError
 from rag.generation.backends.base import GenerationStats, Prompt
+from rag.generation.backends.llamacpp_prefixes import PrefixStates, common_prefix
+from rag.verification.judge import NO_WORDS, YES_WORDS, Check, check_messages, yes_probability
 from rag.generation.model_files import ensure_model, verify_model
 from rag.settings import Settings
 
@@ -38,6 +43,11 @@ class LlamaCppGenerator:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load model {path}: {exc}") from exc
         self.lock = threading.Lock()
+        self.model_path = path
+        self._formatter = _chat_formatter(self.llm)
+        self.prefixes = PrefixStates(self.llm, settings.model_dir / "states")
+        self._yes = _first_token_ids(self.llm, YES_WORDS)
+        self._no = _first_token_ids(self.llm, NO_WORDS)
         # Free the model before interpreter teardown; llama-cpp's own finalizer fails once modules are gone.
         atexit.register(self.llm.close)
         log.info("llm loaded", extra={"path": str(path), "seconds": round(time.perf_counter() - started, 2)})
@@ -45,10 +55,55 @@ class LlamaCppGenerator:
     def ready(self) -> bool:
         return True
 
+    def tokens(self, messages: list[dict[str, str]]) -> list[int]:
+        """The prompt tokens llama-cpp-python's chat completion builds for ``messages`` (same template)."""
+        result = self._formatter(messages=messages)
+        return list(self.llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True))
+
+    def fixed_prefix(self, messages_a: list[dict[str, str]], messages_b: list[dict[str, str]]) -> list[int]:
+        """The tokens two prompts with the same fixed part share: that fixed part, whatever the template."""
+        a, b = self.tokens(messages_a), self.tokens(messages_b)
+        return a[: common_prefix(a, b)]
+
+    def warm(self, prefixes: list[tuple[list[int], bool]]) -> None:
+        """Evaluate and save fixed prefixes ((tokens, keep on disk)) so later prompts start after them."""
+        with self.lock:
+            for tokens, persist in prefixes:
+                self.prefixes.add(tokens, persist)
+
+    def judge(self, checks: list[Check]) -> list[float]:
+        """P(yes) for each check, read from the next-token logits after the judge prompt."""
+        if not checks:
+            return []
+        with self.lock:
+            if not self._judge_ready:
+                prefix = self.fixed_prefix(check_messages(Check("a", "b", "c", "d")), check_messages(Check("w", "x", "y", "z")))
+                self.prefixes.add(prefix, persist=True)
+                self._judge_ready = True
+            out = []
+            for check in checks:
+                logits = self.prefixes.eval_suffix(self.tokens(check_messages(check)))
+                top = logits.max()
+                out.append(yes_probability(float(np.exp(logits[self._yes] - top).sum()), float(np.exp(logits[self._no] - top).sum())))
+            return out
+
+    _judge_ready = False
+
+    def _keep_instruction(self, leading: list[dict[str, str]]) -> None:
+        """Save the answer instruction (everything before the last message) as a fixed prefix, once."""
+        if leading and leading != self._instruction:
+            self._instruction = leading
+            ends = [{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]
+            self.prefixes.add(self.fixed_prefix(leading + ends[0], leading + ends[1]))
+
+    _instruction: list[dict[str, str]] | None = None
+
     def stream(self, prompt: Prompt, max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
         with self.lock:  # waiting here is queueing, not generating: the deadline starts once we hold the model
             started = time.perf_counter()
             deadline = started + self.settings.llm_timeout
+            self._keep_instruction(prompt.messages[:-1])
+            self.prefixes.restore_for(self.tokens(prompt.messages))
             try:
                 chunks = self.llm.create_chat_completion(
                     messages=prompt.messages, max_tokens=max_tokens, temperature=temperature, stream=True
@@ -70,3 +125,20 @@ class LlamaCppGenerator:
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+
+def _chat_formatter(llm: Any) -> Any:
+    """The GGUF's own chat template, as llama-cpp-python applies it in ``create_chat_completion``."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ModelError("the model file has no chat template")
+    eos = llm.detokenize([llm.token_eos()]).decode("utf-8", "ignore")
+    bos = llm.detokenize([llm.token_bos()]).decode("utf-8", "ignore") if llm.token_bos() >= 0 else ""
+    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, stop_token_ids=[llm.token_eos()])
+
+
+def _first_token_ids(llm: Any, words: tuple[str, ...]) -> list[int]:
+    """The ids of the first token of each spelling ("yes", " Yes"...), without duplicates."""
+    return sorted({int(llm.tokenize(w.encode("utf-8"), add_bos=False, special=False)[0]) for w in words})

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from rag.errors import LLMUnavailable, ModelError
 from rag.generation.backends.base import GenerationStats, Prompt
 from rag.settings import Settings
+from rag.verification.judge import NO_WORDS, YES_WORDS, Check, check_messages, yes_probability
 
 READY_TIMEOUT_S = 2.0
 
@@ -44,6 +45,27 @@ class OpenAIGenerator:
             return True
         except self._errors:
             return False
+
+    def judge(self, checks: list[Check]) -> list[float] | None:
+        """P(yes) per check from the server's ``top_logprobs`` of the first answer token; None when it sends none."""
+        import math
+
+        out = []
+        for check in checks:
+            try:
+                response = self.client.chat.completions.create(
+                    model=self.settings.llm_model, messages=check_messages(check),  # type: ignore[arg-type]
+                    max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=10,
+                )
+            except self._errors as exc:
+                raise LLMUnavailable(f"LLM server {self.settings.llm_base_url} failed: {type(exc).__name__}: {exc}") from exc
+            choice = response.choices[0] if response.choices else None
+            content = choice.logprobs.content if choice is not None and choice.logprobs is not None else None
+            if not content:
+                return None
+            top = {t.token: math.exp(t.logprob) for t in content[0].top_logprobs or []}
+            out.append(yes_probability(sum(top.get(w, 0.0) for w in YES_WORDS), sum(top.get(w, 0.0) for w in NO_WORDS)))
+        return out
 
     def stream(self, prompt: Prompt, max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
         started = time.perf_counter()

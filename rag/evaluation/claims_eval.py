@@ -1,0 +1,187 @@
+"""The verifier measured on labelled claims (``eval/gold/claims.jsonl``): precision, recall and AUROC of
+"this passage supports this answer sentence", overall and per pattern; and the fit of the claim model.
+
+Each case is one answer sentence, its question and the passage it cites. The rule features are computed
+the way the verifier computes them, and the judge (when the backend has one) sees the same window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from rag.errors import RagError
+from rag.evaluation.metrics import auroc, mean
+from rag.verification.claim_model import JUDGE_FEATURE, RULE_FEATURES, ClaimModel, Logistic, features
+from rag.verification.claims import split_claims
+from rag.verification.judge import Check, Judge
+from rag.verification.rules import check
+
+log = logging.getLogger(__name__)
+CLAIMS_GOLD = Path("eval/gold/claims.jsonl")
+FIT_COMMAND = "rag eval --claims --fit"
+TARGET_PRECISION = 0.95
+
+
+class ClaimCase(BaseModel):
+    id: str
+    collection: str
+    doc_id: str
+    title: str
+    question: str
+    passage: str
+    answer: str
+    supported: bool
+    pattern: str
+    split: Literal["dev", "test"]
+
+
+def load_claims(path: Path = CLAIMS_GOLD) -> list[ClaimCase]:
+    if not path.is_file():
+        raise RagError(f"claims file not found: {path}")
+    return [ClaimCase.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def case_features(cases: list[ClaimCase], judge: Judge | None, progress: bool = False) -> list[dict[str, float]]:
+    """The claim model's inputs for every case (the judge's probability included when there is a judge)."""
+    from tqdm import tqdm
+
+    rules = []
+    for c in cases:
+        claims = split_claims(c.answer)
+        text = claims[0].text if claims else c.answer
+        rules.append((text, check(text, c.question, c.passage, c.title)))
+    judged: list[float | None] = [None] * len(cases)
+    if judge is not None:
+        batch = 8
+        for start in tqdm(range(0, len(cases), batch), desc="judge", unit="batch", disable=not progress):
+            part = [Check(c.title, r.window, c.question, text) for c, (text, r) in zip(cases[start:start + batch], rules[start:start + batch], strict=True)]
+            got = judge.judge(part)
+            if got is None:
+                judged = [None] * len(cases)
+                break
+            judged[start:start + len(got)] = got
+    return [features(r, p) for (_, r), p in zip(rules, judged, strict=True)]
+
+
+def score(cases: list[ClaimCase], x: list[dict[str, float]], model: ClaimModel) -> dict[str, Any]:
+    """Precision, recall (of "supported") and AUROC of the claim model's probability; accuracy per pattern."""
+    probabilities = [0.0 if _rejected(c) else model.probability(f) for c, f in zip(cases, x, strict=True)]
+    judged = bool(x) and JUDGE_FEATURE in x[0]
+    threshold = model.threshold(judged)
+    predicted = [p >= threshold for p in probabilities]
+    labels = [c.supported for c in cases]
+    tp = sum(p and y for p, y in zip(predicted, labels, strict=True))
+    per_pattern: dict[str, list[bool]] = defaultdict(list)
+    for c, p in zip(cases, predicted, strict=True):
+        per_pattern[c.pattern].append(p == c.supported)
+    return {
+        "cases": len(cases), "judged": judged, "threshold": threshold,
+        "precision": tp / max(sum(predicted), 1), "recall": tp / max(sum(labels), 1),
+        "auroc": auroc(probabilities, labels), "accuracy": mean([float(p == y) for p, y in zip(predicted, labels, strict=True)]),
+        "per_pattern": {k: round(mean([float(v) for v in vs]), 3) for k, vs in sorted(per_pattern.items())},
+        "rows": [{"id": c.id, "pattern": c.pattern, "supported": c.supported, "probability": round(p, 4)}
+                 for c, p in zip(cases, probabilities, strict=True)],
+    }
+
+
+def _rejected(case: ClaimCase) -> bool:
+    claims = split_claims(case.answer)
+    text = claims[0].text if claims else case.answer
+    return check(text, case.question, case.passage, case.title).rejected
+
+
+def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path) -> ClaimModel:
+    """Fit both logistic models on these (dev) cases; thresholds: the highest recall at the target precision
+    on dev, else the best F0.5 (precision weighs more than recall: a dropped sentence costs less than a wrong one)."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels = [c.supported for c in cases]
+    models: dict[str, Logistic] = {}
+    for name, columns in (("with_judge", (JUDGE_FEATURE, *RULE_FEATURES)), ("rules_only", RULE_FEATURES)):
+        if name == "with_judge" and JUDGE_FEATURE not in x[0]:
+            raise RagError("fitting needs a backend that can judge (llamacpp, or an openai server with logprobs)")
+        matrix = [[f.get(col, 0.0) for col in columns] for f in x]
+        lr = LogisticRegression(C=1.0, max_iter=2000).fit(matrix, labels)
+        model = Logistic(dict(zip(columns, (float(w) for w in lr.coef_[0]), strict=True)), float(lr.intercept_[0]))
+        keep = [not _rejected(c) for c in cases]
+        model.threshold = _choose_threshold([model.probability(f) if k else 0.0 for f, k in zip(x, keep, strict=True)], labels)
+        models[name] = model
+    data_hash = hashlib.sha256("".join(c.model_dump_json() for c in cases).encode()).hexdigest()[:16]
+    fitted = ClaimModel(models["with_judge"], models["rules_only"],
+                        {"fit_command": FIT_COMMAND, "fit_data": f"{CLAIMS_GOLD} split=dev ({len(cases)} cases)",
+                         "fit_data_sha256": data_hash, "target_precision": TARGET_PRECISION})
+    fitted.save(path)
+    return fitted
+
+
+def _choose_threshold(probabilities: list[float], labels: list[bool]) -> float:
+    candidates = sorted(set(probabilities))
+    best_at_target, best_f = None, (-1.0, 0.5)
+    for t in candidates:
+        pred = [p >= t for p in probabilities]
+        tp = sum(p and y for p, y in zip(pred, labels, strict=True))
+        precision, recall = tp / max(sum(pred), 1), tp / max(sum(labels), 1)
+        if precision >= TARGET_PRECISION and (best_at_target is None or recall > best_at_target[0]):
+            best_at_target = (recall, t)
+        f = 1.25 * precision * recall / max(0.25 * precision + recall, 1e-9)
+        if f > best_f[0]:
+            best_f = (f, t)
+    chosen = best_at_target[1] if best_at_target and best_at_target[0] >= 0.5 else best_f[1]
+    return round(float(chosen), 4)
+
+
+def run_claims(judge_factory: Callable[[], Judge | None], path: Path = CLAIMS_GOLD, do_fit: bool = False,
+               split: str = "test", progress: bool = False, model_path: Path | None = None) -> dict[str, Any]:
+    """Measure the verifier on ``split`` (after fitting on dev when ``do_fit``). Returns the report."""
+    from rag.verification.claim_model import MODEL_FILE
+
+    model_path = model_path or MODEL_FILE
+    cases = load_claims(path)
+    judge = judge_factory()
+    report: dict[str, Any] = {"claims_file": str(path), "judge": judge is not None}
+    if do_fit:
+        dev = [c for c in cases if c.split == "dev"]
+        x_dev = case_features(dev, judge, progress)
+        fitted = fit(dev, x_dev, model_path)
+        report["fit"] = {"model": str(model_path), **fitted.meta, "dev": _summary(score(dev, x_dev, fitted))}
+    model = ClaimModel.load(model_path)
+    chosen = [c for c in cases if split == "all" or c.split == split]
+    x = case_features(chosen, judge, progress)
+    report[split] = _summary(score(chosen, x, model))
+    rules_only = [{k: v for k, v in f.items() if k != JUDGE_FEATURE} for f in x]
+    report[f"{split}_rules_only"] = _summary(score(chosen, rules_only, model))
+    report["rows"] = score(chosen, x, model)["rows"]
+    return report
+
+
+def _summary(scored: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scored.items() if k != "rows"}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = ["# Verifier on labelled claims", ""]
+    for key, block in report.items():
+        if not isinstance(block, dict) or "precision" not in block and "dev" not in block:
+            continue
+        block = block.get("dev", block) if key == "fit" else block
+        lines += [f"## {key}", "", "| cases | judged | threshold | precision | recall | AUROC | accuracy |", "|---|---|---|---|---|---|---|",
+                  f"| {block['cases']} | {block['judged']} | {block['threshold']} | {block['precision']:.3f} | {block['recall']:.3f} | "
+                  f"{block['auroc']:.3f} | {block['accuracy']:.3f} |", "",
+                  "| pattern | accuracy |", "|---|---|", *[f"| {k} | {v:.3f} |" for k, v in block["per_pattern"].items()], ""]
+    return "\n".join(lines)
+
+
+def write(report: dict[str, Any], reports: Path, name: str) -> Path:
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{name}.json").write_text(json.dumps(report, indent=2))
+    path = reports / f"{name}.md"
+    path.write_text(markdown(report))
+    return path

@@ -1,0 +1,139 @@
+"""Checking one drafted answer end to end: claims verified one by one (each shown once decided), a
+confidence on the result, and the two ways an answer turns into an abstention.
+
+* Confidence gate (``RAG_MIN_CONFIDENCE``): a sentence is kept only while the answer's confidence with it
+  stays at or above the minimum; an answer left with nothing says the documents may not answer, and shows
+  the closest passage, cited.
+* Rescue: a model that only pointed at passages ("[2]") gets the extractive sentence instead, when that one
+  passes the same checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from rag.generation.answer import ABSTENTION, Citation
+from rag.generation.backends import Prompt
+from rag.generation.prompt import ContextPassage
+from rag.retrieval import Passage
+from rag.text import content_terms, strip_citations
+from rag.verification.claims import Claim, is_abstention
+from rag.verification.confidence import ConfidenceModel
+from rag.verification.rules import coverage
+from rag.verification.verifier import Verification, Verifier, best_sentence, sentence
+
+LOW_CONFIDENCE = "The documents may not answer this; closest passage: {quote} [{n}]."
+CITED_WITHOUT_ANSWER = "the model cited passages without writing an answer"
+
+
+@dataclass
+class Outcome:
+    verification: Verification
+    confidence: float
+    signals: dict[str, float]
+    rescued: bool = False
+    low_confidence: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class AnswerCheck:
+    """One draft being checked. Iterate ``sentences()`` for the verified sentences as they are decided; then
+    ``outcome`` holds the verification, the confidence and its signals."""
+
+    def __init__(self, verifier: Verifier, confidence: ConfidenceModel | None, min_confidence: float, question: str,
+                 prompt: Prompt, passages: list[Passage], draft: str, extract: Callable[[], tuple[str, float]],
+                 rescue_score: float | None) -> None:
+        self.verifier = verifier
+        self.model = confidence
+        self.min_confidence = min_confidence
+        self.question = question
+        self.prompt = prompt
+        self.passages = passages
+        self.draft = draft
+        self._extract = extract
+        self._extracted: tuple[str, float] | None = None
+        self.rescue_score = rescue_score  # None: no rescue (the draft is already extractive)
+        self.outcome: Outcome | None = None
+
+    def extracted(self) -> tuple[str, float]:
+        """The extractive answer (computed once, only when needed: for signals and the rescue)."""
+        if self._extracted is None:
+            self._extracted = self._extract()
+        return self._extracted
+
+    def sentences(self) -> Iterator[str]:
+        session = self.verifier.session(self.draft, self.question, self.prompt.context)
+        kept: list[Claim] = []
+        gated = False
+        for claim in session.decide():
+            if not claim.final:
+                continue
+            if self._confidence(kept + [claim], session.claims, session.judged, False) < self.min_confidence:
+                gated = True
+                continue
+            kept.append(claim)
+            yield sentence(claim)
+        verification = session.result(kept)
+        rescued = False
+        if verification.abstained and self.rescue_score is not None and not content_terms(strip_citations(self.draft)):
+            text, score = self.extracted()
+            if text != ABSTENTION and score >= self.rescue_score:
+                rescue = self.verifier.verify(text, self.question, self.prompt.context)
+                if not rescue.abstained:
+                    verification, rescued = rescue, True
+                    kept = [c for c in rescue.claims if c.final]
+                    yield rescue.answer
+        signals = self.signals(kept, verification)
+        confidence = self._score(signals, verification.abstained)
+        low = False
+        if verification.abstained and gated:
+            verification, low = self._closest_passage(verification), True
+            yield verification.answer
+        self.outcome = Outcome(verification, confidence, signals, rescued, low)
+
+    # -- confidence -------------------------------------------------------------------------------------
+    def _confidence(self, kept: list[Claim], claims: list[Claim], judged: bool, abstained: bool) -> float:
+        stub = Verification("", [], abstained, claims, judged=judged)
+        return self._score(self.signals(kept, stub), abstained)
+
+    def _score(self, signals: dict[str, float], abstained: bool) -> float:
+        if self.model is None:  # not fitted yet: the raw support
+            return round(signals["support"] if not abstained else 1.0 - signals["extractive_score"], 4)
+        return self.model.confidence(signals, abstained)
+
+    def signals(self, kept: list[Claim], verification: Verification) -> dict[str, float]:
+        """The confidence model's inputs (see ``rag.verification.confidence``)."""
+        dense = sorted((p.dense_score for p in self.passages if p.dense_score is not None), reverse=True)
+        text, score = self.extracted()
+        finals = {n for c in kept for n in c.final}
+        extract_n = int(text.rsplit("[", 1)[1].rstrip("].")) if text != ABSTENTION and "[" in text else 0
+        if kept:
+            q_cov = max(c.checks[n].question_coverage for c in kept for n in c.final if n in c.checks) if any(c.checks for c in kept) else 0.0
+        else:
+            q_cov = max((coverage(self.question, c.passage.text, c.passage.title) for c in self.prompt.context), default=0.0)
+        answer_claims = [c for c in verification.claims if not is_abstention(c.text)]
+        return {
+            "support": min((max(c.scores[n] for n in c.final) for c in kept), default=0.0),
+            "judged": float(verification.judged),
+            "retrieval_top": dense[0] if dense else 0.0,
+            "retrieval_margin": dense[0] - dense[1] if len(dense) > 1 else 0.0,
+            "question_coverage": q_cov,
+            "extractive_agrees": float(extract_n in finals),
+            "extractive_score": score,
+            "kept_share": len(kept) / max(len(answer_claims), 1),
+        }
+
+    def _closest_passage(self, verification: Verification) -> Verification:
+        """An abstention that still shows the passage closest to the question, cited as [n]."""
+        context: list[ContextPassage] = self.prompt.context
+        if not context:
+            return verification
+        best = max(context, key=lambda c: coverage(self.question, c.passage.text, c.passage.title))
+        p = best.passage
+        start, end = best_sentence(self.question, p.text)
+        quote = " ".join(p.text[start:end].split())
+        citation = Citation(n=best.n, doc_id=p.doc_id, title=p.title, source=p.source, chunk_id=p.chunk_id, quote=quote,
+                            start=p.start + start, end=p.start + end, score=0.0)
+        return Verification(LOW_CONFIDENCE.format(quote=quote, n=best.n), [citation], True, verification.claims,
+                            [*verification.notes, "confidence below RAG_MIN_CONFIDENCE"], verification.judged)

@@ -1,0 +1,63 @@
+"""An answer as claims: its sentences, each with the passage numbers it cites."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rag.text import CITATION_MARKER, citation_numbers, split_sentences, strip_citations
+
+if TYPE_CHECKING:
+    from rag.verification.rules import RuleCheck
+
+_ONE_MARKER = CITATION_MARKER.pattern.replace("(\\d", "(?:\\d")  # the same marker, without capture groups
+_MARKER_AFTER_STOP = re.compile(rf"([.!?])\s*((?:{_ONE_MARKER})(?:\s*(?:{_ONE_MARKER}))*)")
+_LEADING_MARKERS = re.compile(rf"^\s*((?:(?:{_ONE_MARKER})\s*)+)")
+# An abstention speaks about the documents or the speaker's knowledge, not about the world.
+_ABSTENTION = re.compile(
+    r"\b(i\s+(?:do\s+not|don't|cannot|can't)\s+(?:know|answer|find|tell)|unable\s+to\s+(?:answer|find|determine)"
+    r"|no\s+information|cannot\s+be\s+(?:answered|determined))\b"
+    r"|\b(?:passages?|documents?|context|sources?|texts?|articles?)\b[^.]*\b(?:do(?:es)?\s*(?:not|n't)|not|never|no)\b"
+    r"[^.]*\b(?:contain|say|state|mention|provide|specify|include|give|answer)"
+    r"|\bnot\s+(?:mentioned|provided|specified|stated|given|included)\s+in\s+the\s+(?:passages?|documents?|context|sources?|texts?)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Claim:
+    """One answer sentence (markers removed) and the passage numbers it cites."""
+
+    text: str
+    cited: list[int]
+    final: list[int] = field(default_factory=list)  # the passages that support it, after checking
+    scores: dict[int, float] = field(default_factory=dict)  # passage number -> probability that it supports the claim
+    notes: list[str] = field(default_factory=list)
+    checks: dict[int, RuleCheck] = field(default_factory=dict)  # passage number -> rule features
+
+    @property
+    def supported(self) -> bool:
+        return bool(self.final)
+
+
+def is_abstention(text: str) -> bool:
+    """True for "I don't know" and "the passages do not say ..." sentences, not for facts that contain a negation."""
+    return bool(_ABSTENTION.search(text.replace("’", "'")))
+
+
+def split_claims(answer: str) -> list[Claim]:
+    """Answer sentences with the passage numbers cited in (or right after) each one."""
+    out: list[Claim] = []
+    answer = _MARKER_AFTER_STOP.sub(r" \2\1", answer)  # "fact.[3] Next" -> "fact [3]. Next"
+    for start, end in split_sentences(answer):
+        piece = answer[start:end]
+        leading = _LEADING_MARKERS.match(piece)
+        if leading and out:  # markers after the full stop belong to the previous sentence
+            out[-1].cited.extend(citation_numbers(leading.group(1)))
+            piece = piece[leading.end():]
+        body = " ".join(strip_citations(piece).split())
+        body = re.sub(r"\s+([.,;:!?])", r"\1", body)
+        if body:
+            out.append(Claim(body, citation_numbers(piece)))
+    return out

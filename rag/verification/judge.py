@@ -1,0 +1,84 @@
+"""The model's own judgement of a claim, read as a probability rather than as text.
+
+The generator is asked a yes/no question ("does this passage state this answer to the question?") and the
+answer is read from the next-token probabilities of "yes" and "no": P(yes) / (P(yes) + P(no)). A fixed
+instruction with worked examples from a clearly invented domain comes first, so backends can keep it
+cached (llama.cpp restores it from a saved state; servers with prompt caching reuse it) and only the
+passage, question and claim are new for each check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+SYSTEM = "You are a strict fact-checker. You decide whether a passage states a given answer to a question."
+_BRIDGE = ("Morrow Bridge", "The Morrow Bridge opened in 1911 and was closed to traffic in 1968, when the new road crossing was finished.")
+_ORCHARD = ("Tresco Orchard", "The orchard was not planted by the monks of St Aldhelm; it was laid out by the Tresco family in 1790.")
+_OBSERVATORY = ("Kestrel Hill Observatory", "Dr. Ilse Varga has directed the observatory at Kestrel Hill since 2004. She came from the University of Brno.")
+_FESTIVAL = ("Harrow Summer Festival", "The festival offers three events: a regatta, a choir contest and a pie fair. About 12,000 people attended in 2019.")
+_ENGINE = ("Pelham Engine", "The Pelham engine, built in 1889, produced about 5.5 horsepower and weighed two tonnes.")
+# (passage, question, proposed answer, verdict): each a way a small model's answers go wrong, or a right one.
+EXAMPLES = [
+    (_BRIDGE, "When did the Morrow Bridge open?", "It opened in 1968.", "no"),
+    (_BRIDGE, "When did the Morrow Bridge open?", "The Morrow Bridge opened in 1911.", "yes"),
+    (_ORCHARD, "Who planted the orchard?", "The monks of St Aldhelm planted the orchard.", "no"),
+    (_ORCHARD, "Who planted the orchard?", "It was laid out by the Tresco family.", "yes"),
+    (_OBSERVATORY, "Who has directed the observatory since 2004?", "Kestrel Hill has directed the observatory since 2004.", "no"),
+    (_OBSERVATORY, "When was the observatory founded?", "The observatory was founded in 2004.", "no"),
+    (_OBSERVATORY, "Where did the director come from?", "Dr. Varga is Czech.", "no"),
+    (_FESTIVAL, "What events does the festival offer?", "A regatta, a choir contest and a pie fair.", "yes"),
+    (_FESTIVAL, "What events does the festival offer?", "The festival offers only a regatta.", "no"),
+    (_FESTIVAL, "How many people attended the festival in 2019?", "More than 15,000 people attended.", "no"),
+    (_ENGINE, "How powerful was the Pelham engine?", "It produced 5,500 hp.", "no"),
+    (_ENGINE, "How heavy was the Pelham engine?", "It weighed 2 t.", "yes"),
+    (_BRIDGE, "Is the Morrow Bridge still open to traffic?", "No, it was closed to traffic in 1968.", "yes"),
+]
+YES_WORDS = ("yes", "Yes", " yes", " Yes", "YES")
+NO_WORDS = ("no", "No", " no", " No", "NO")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One claim to judge against one passage."""
+
+    title: str
+    passage: str
+    question: str
+    claim: str
+
+
+def ask(title: str, passage: str, question: str, claim: str) -> str:
+    return (f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}\nProposed answer: {claim}\n\n"
+            "Does the passage state this answer to the question, with nothing added or changed? Reply yes or no.")
+
+
+def prefix_messages() -> list[dict[str, str]]:
+    """The fixed part: instruction and worked examples (the same for every check, so it can stay cached)."""
+    messages = [{"role": "system", "content": SYSTEM}]
+    for (title, passage), question, claim, verdict in EXAMPLES:
+        messages += [{"role": "user", "content": ask(title, passage, question, claim)},
+                     {"role": "assistant", "content": verdict}]
+    return messages
+
+
+def check_messages(check: Check) -> list[dict[str, str]]:
+    return [*prefix_messages(), {"role": "user", "content": ask(check.title, check.passage, check.question, check.claim)}]
+
+
+class Judge(Protocol):
+    """A generator that can read its yes/no probabilities. ``judge`` returns None when it cannot (e.g. a server
+    without logprobs): verification then relies on the rules and says so."""
+
+    def judge(self, checks: list[Check]) -> list[float] | None:
+        ...
+
+
+def judge_of(generator: object) -> Judge | None:
+    """The generator as a judge, if it can be one."""
+    return generator if callable(getattr(generator, "judge", None)) else None  # type: ignore[return-value]
+
+
+def yes_probability(yes_mass: float, no_mass: float) -> float:
+    total = yes_mass + no_mass
+    return yes_mass / total if total > 0 else 0.5

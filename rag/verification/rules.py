@@ -1,0 +1,127 @@
+"""Deterministic checks of one claim against one passage: what a bag of words misses.
+
+Each check returns a number (a feature) and the hard ones a reason: a quantity or a name the passage does
+not hold rejects the claim outright. The rest (negation or comparative added, coverage, similarity)
+feed the claim model, together with the model's own yes/no judgement when there is one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from rag.text import content_terms, split_sentences
+from rag.verification.quantities import missing_quantities, values
+
+_NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without|cannot)\b|n't\b", re.IGNORECASE)
+_COMPARATIVE = re.compile(
+    r"\b(before|after|more than|less than|fewer than|over|under|at least|at most|nearly|almost|only|exactly|"
+    r"first|last|earliest|latest|largest|smallest|most|least|all|every|entire|whole|always)\b", re.IGNORECASE)
+_APPROXIMATE = re.compile(r"\b(more|less|fewer|over|under|at least|at most|nearly|almost|about|around|roughly|"
+                          r"some|twice|half|double|triple|ago)\b", re.IGNORECASE)
+_NAME_PARTICLE = re.compile(r"^(al-|el-|bin\b|ibn\b|abu\b|de\b|van\b|von\b|da\b)", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z][\w'’.-]*")
+_DEMONYM_SUFFIXES = ("ians", "ian", "ese", "ish", "ans", "an", "is", "i")
+MIN_ROOT = 4
+
+
+def root(term: str) -> str:
+    """A demonym's root: "iraqi" -> "iraq", "afghans" -> "afgh" (a root shorter than MIN_ROOT is never cut)."""
+    for suffix in _DEMONYM_SUFFIXES:
+        if term.endswith(suffix) and len(term) - len(suffix) >= MIN_ROOT:
+            return term[: -len(suffix)]
+    return term
+
+
+def term_in(term: str, terms: set[str], roots: set[str]) -> bool:
+    """``term`` (stemmed) is among ``terms``, or shares a root with one ("iraqi" ~ "iraq", "afghan" ~ "afghanistan")."""
+    if term in terms:
+        return True
+    base = root(term)
+    if len(base) < MIN_ROOT:
+        return False
+    return any(r.startswith(base) or base.startswith(r) for r in roots if len(r) >= MIN_ROOT)
+
+
+def names(text: str) -> set[str]:
+    """Stemmed terms of capitalised words. A sentence's first word is capitalised anyway, so it counts only as
+    the start of a longer name ("Shahab al-Muhajir", "Hafiz Saeed Khan"), not alone ("Among", "Installing")."""
+    found = []
+    for start, end in split_sentences(text) or [(0, len(text))]:
+        words = [m.group() for m in _WORD.finditer(text[start:end])]
+        for i, word in enumerate(words):
+            if not word[0].isupper() or values(word):
+                continue
+            following = words[i + 1] if i + 1 < len(words) else ""
+            if i or following[:1].isupper() or _NAME_PARTICLE.match(following):
+                found.append(word)
+    return content_terms(" ".join(found))
+
+
+def windows(passage: str) -> list[str]:
+    """Windows of two consecutive sentences: support must be local, not stitched across a passage."""
+    spans = split_sentences(passage) or [(0, len(passage))]
+    return [passage[spans[i][0]: spans[min(i + 1, len(spans) - 1)][1]] for i in range(len(spans))]
+
+
+@dataclass
+class RuleCheck:
+    """The rule features of one claim against one passage (its best window), and hard reasons to reject."""
+
+    window: str = ""
+    coverage: float = 0.0  # share of the claim's content terms in the window (or the title)
+    novel_coverage: float = 0.0  # ... of the terms the claim adds beyond the question
+    question_coverage: float = 0.0  # share of the question's terms in the window: is it about the same thing?
+    names_missing: int = 0  # capitalised names of the claim the window (and title) do not hold
+    negation_mismatch: bool = False  # the claim negates where the window does not, or the reverse
+    comparative_added: bool = False  # "before", "more than", "only"... the window does not say
+    adds_nothing: bool = False  # no term beyond the question: an echo, unless it is a yes/no answer
+    reasons: list[str] = field(default_factory=list)  # hard failures
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.reasons)
+
+
+def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck:
+    """The best window's features (hard failures first, then coverage)."""
+    claim_terms = content_terms(claim)
+    question_terms = content_terms(question)
+    novel = claim_terms - question_terms
+    claim_names = names(claim) - question_terms
+    best: RuleCheck | None = None
+    title_terms = content_terms(title)
+    for window in windows(passage):
+        terms = content_terms(window) | title_terms
+        roots = {root(t) for t in terms}
+        result = RuleCheck(window=window)
+        missing_q = missing_quantities(claim, f"{title}\n{window}")
+        if missing_q and not _APPROXIMATE.search(claim):  # "more than ten years" may rest on "twelve years"
+            result.reasons.append(f"quantity not in the passage: {', '.join(q.text for q in missing_q)}")
+        result.names_missing = sum(not term_in(n, terms, roots) for n in claim_names)
+        result.coverage = _share(claim_terms, terms, roots)
+        result.novel_coverage = _share(novel, terms, roots) if novel else 0.0
+        result.question_coverage = _share(question_terms, terms, roots)
+        result.negation_mismatch = bool(_NEGATION.search(claim)) != bool(_NEGATION.search(window))
+        claim_comparatives = {m.group(1).lower() for m in _COMPARATIVE.finditer(claim)}
+        window_comparatives = {m.group(1).lower() for m in _COMPARATIVE.finditer(window)}
+        result.comparative_added = bool(claim_comparatives - window_comparatives - {m.group(1).lower() for m in _COMPARATIVE.finditer(question)})
+        result.adds_nothing = not novel
+        if best is None or _rank(result) > _rank(best):
+            best = result
+    assert best is not None
+    return best
+
+
+def coverage(text: str, passage: str, title: str = "") -> float:
+    """Share of ``text``'s content terms that ``passage`` (or its title) holds, demonym roots matching."""
+    terms = content_terms(passage) | content_terms(title)
+    return _share(content_terms(text), terms, {root(t) for t in terms})
+
+
+def _share(wanted: set[str], terms: set[str], roots: set[str]) -> float:
+    return sum(term_in(t, terms, roots) for t in wanted) / len(wanted) if wanted else 1.0
+
+
+def _rank(r: RuleCheck) -> tuple[bool, float, float]:
+    return (not r.rejected, r.coverage + r.novel_coverage - r.names_missing, r.question_coverage)

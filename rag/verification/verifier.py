@@ -1,0 +1,225 @@
+"""Checking a generated answer claim by claim: keep what a passage supports, move citations to the passage
+that does, drop the rest, abstain when nothing is left.
+
+For each claim the rule checks run against every passage; passages that fail a hard rule are out. The
+model then judges the claim against its best remaining passage (the cited one first), and the claim model
+turns rules and judgement into a probability. Without a judge (a backend that cannot read yes/no
+probabilities, or the extractive fallback) the rules decide alone, more strictly, and a note says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from rag.embedding import Embedder
+from rag.generation.answer import ABSTENTION, Citation
+from rag.generation.prompt import ContextPassage
+from rag.text import content_terms, split_sentences
+from rag.verification.claim_model import ClaimModel, features
+from rag.verification.claims import Claim, is_abstention, split_claims
+from rag.verification.judge import Check, Judge
+from rag.verification.rules import RuleCheck, check, windows
+
+log = logging.getLogger(__name__)
+SEMANTIC_MATCH = 0.8  # rules only: a window this close in embedding space counts as a paraphrase
+_YES_NO = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|shall|may|might|must)\b",
+                     re.IGNORECASE)
+NO_JUDGE_NOTE = "checked by rules only (the backend gives no yes/no probabilities)"
+
+
+@dataclass
+class Verification:
+    answer: str
+    citations: list[Citation]
+    abstained: bool
+    claims: list[Claim]
+    notes: list[str] = field(default_factory=list)
+    judged: bool = False
+
+    @property
+    def support(self) -> float:
+        """The weakest kept claim's probability of support (0 when nothing was kept)."""
+        kept = [max(c.scores[n] for n in c.final) for c in self.claims if c.final]
+        return min(kept) if kept else 0.0
+
+
+def is_yes_no(question: str) -> bool:
+    """A question answered by yes or no ("Was it built before 1900?") or by one of two options."""
+    return bool(_YES_NO.match(question)) or " or " in question.lower()
+
+
+class Verifier:
+    """Checks answers against numbered passages with the rules, the judge (if any) and the claim model."""
+
+    def __init__(self, model: ClaimModel, embedder: Embedder | None = None, judge: Judge | None = None,
+                 rules_threshold: float = 0.5) -> None:
+        self.model = model
+        self.embedder = embedder
+        self.judge = judge
+        self.rules_threshold = rules_threshold
+
+    def verify(self, draft: str, question: str, context: list[ContextPassage]) -> Verification:
+        """The whole answer checked at once."""
+        session = self.session(draft, question, context)
+        for _ in session.decide():
+            pass
+        return session.result()
+
+    def session(self, draft: str, question: str, context: list[ContextPassage]) -> VerificationSession:
+        """A check that decides claim by claim (for streaming: each sentence can be shown once it is decided)."""
+        return VerificationSession(self, draft, question, context)
+
+    # -- with a judge ---------------------------------------------------------------------------------
+    def judge_claim(self, c: Claim, question: str, by_n: dict[int, ContextPassage], rules: dict[int, RuleCheck]) -> None:
+        """Judge the claim against its best cited passage; if that fails, against the best other passage."""
+        for n in by_n:
+            c.scores.setdefault(n, 0.0)
+        usable = [n for n in by_n if not rules[n].rejected]
+        cited = [n for n in dict.fromkeys(c.cited) if n in usable]
+        others = [n for n in usable if n not in cited]
+        threshold = self.model.threshold(judged=True)
+        for pool in (cited, others):
+            if not pool:
+                continue
+            n = max(pool, key=lambda m: _rank(rules[m], m))
+            got = self.judge.judge([Check(by_n[n].passage.title, rules[n].window, question, c.text)]) if self.judge else None
+            if got is None:  # the backend could not judge after all
+                c.notes.append(NO_JUDGE_NOTE)
+                self.decide_by_rules(c, question, by_n, rules)
+                return
+            p = self.model.probability(features(rules[n], got[0]))
+            c.scores[n] = p
+            if p >= threshold:
+                c.final = [n]
+                return
+
+    # -- rules only -----------------------------------------------------------------------------------
+    def decide_by_rules(self, c: Claim, question: str, by_n: dict[int, ContextPassage], rules: dict[int, RuleCheck]) -> None:
+        """Without a judge: a clean window (no hard failure, no added negation, comparative or name) that holds the
+        claim's new words, or that is a close paraphrase in embedding space. Embeddings only when words fail."""
+
+        def passes(n: int, similarity: float = 0.0) -> bool:
+            r = rules[n]
+            if r.rejected or r.names_missing or r.negation_mismatch or r.comparative_added:
+                return False
+            lexical = r.novel_coverage if not r.adds_nothing else (r.coverage if is_yes_no(question) else 0.0)
+            return lexical >= self.rules_threshold or (similarity >= SEMANTIC_MATCH and not r.adds_nothing)
+
+        supported = [n for n in by_n if passes(n)]
+        if not supported and self.embedder is not None:
+            sims = self._similarities(c.text, by_n)
+            supported = [n for n in by_n if passes(n, sims.get(n, 0.0))]
+        for n in by_n:
+            c.scores[n] = self.model.probability(features(rules[n], None)) if n in supported else 0.0
+        cited = [n for n in dict.fromkeys(c.cited) if n in supported]
+        if cited:
+            c.final = cited
+        elif supported:
+            c.final = [max(supported, key=lambda n: (c.scores[n], -n))]
+
+    def _similarities(self, sentence: str, by_n: dict[int, ContextPassage]) -> dict[int, float]:
+        """Best cosine similarity of the sentence to any window of each passage (one embedding batch)."""
+        assert self.embedder is not None
+        per_passage = {n: windows(c.passage.text) for n, c in by_n.items()}
+        flat = [w for ws in per_passage.values() for w in ws]
+        if not flat:
+            return {}
+        sims = (self.embedder.embed_cached(flat) @ self.embedder.embed_query(sentence)).tolist()
+        out: dict[int, float] = {}
+        for n, ws in per_passage.items():
+            out[n], sims = (max(sims[: len(ws)]) if ws else 0.0), sims[len(ws):]
+        return out
+
+
+class VerificationSession:
+    """One answer being checked: ``decide()`` yields each answer claim once it is decided (kept or dropped),
+    ``result()`` assembles the verified answer from the decided claims."""
+
+    def __init__(self, verifier: Verifier, draft: str, question: str, context: list[ContextPassage]) -> None:
+        self.verifier = verifier
+        self.draft = draft
+        self.question = question
+        self.by_n = {c.n: c for c in context}
+        self.claims = split_claims(draft)
+        self.notes: list[str] = []
+        self.decided: list[Claim] = []
+        self.judged = verifier.judge is not None
+        self.model_abstained = not draft.strip() or (is_abstention(draft) and not any(c.cited for c in self.claims))
+
+    def decide(self) -> Iterator[Claim]:
+        if self.model_abstained:
+            return
+        v = self.verifier
+        if not self.judged:
+            self.notes.append(NO_JUDGE_NOTE)
+        for c in self.claims:
+            if is_abstention(c.text):
+                continue
+            bad = [n for n in c.cited if n not in self.by_n]
+            if bad:
+                self.notes.append(f"dropped out-of-range citation(s) {bad}")
+            rules = {n: check(c.text, self.question, p.passage.text, p.passage.title) for n, p in self.by_n.items()}
+            if self.judged:
+                v.judge_claim(c, self.question, self.by_n, rules)
+            else:
+                v.decide_by_rules(c, self.question, self.by_n, rules)
+            c.checks = rules
+            if c.final and c.cited and not set(c.final) & set(c.cited):
+                self.notes.append(f"citation {c.cited} moved to {c.final}")
+            self.decided.append(c)
+            yield c
+
+    def result(self, kept: list[Claim] | None = None) -> Verification:
+        """The verified answer from ``kept`` (default: every decided claim that a passage supports)."""
+        if self.model_abstained:
+            return Verification(ABSTENTION, [], True, self.claims, ["model abstained"] if self.draft.strip() else ["empty output"])
+        kept = [c for c in self.decided if c.final] if kept is None else kept
+        notes = list(dict.fromkeys([*self.notes, *(n for c in self.claims for n in c.notes)]))
+        if not kept:
+            return Verification(ABSTENTION, [], True, self.claims, [*notes, "no sentence supported by the passages"], self.judged)
+        if len(kept) < len(self.claims):
+            notes.append(f"dropped {len(self.claims) - len(kept)} unsupported sentence(s)")
+        text = " ".join(sentence(c) for c in kept)
+        return Verification(text, _citations(kept, self.by_n), False, self.claims, notes, self.judged)
+
+
+def sentence(c: Claim) -> str:
+    """A kept claim as shown: its text with its final citation markers."""
+    return _with_markers(c.text, c.final)
+
+
+def _rank(r: RuleCheck, n: int) -> tuple[float, int]:
+    return (r.coverage + r.novel_coverage + r.question_coverage - r.names_missing, -n)
+
+
+def _with_markers(sentence: str, cited: list[int]) -> str:
+    """``"It opened in 1932 [2]."``: markers go before the closing punctuation."""
+    markers = "".join(f"[{n}]" for n in cited)
+    body, end = (sentence[:-1], sentence[-1]) if sentence[-1:] in ".!?" else (sentence, ".")
+    return f"{body.rstrip()} {markers}{end}"
+
+
+def _citations(kept: list[Claim], by_n: dict[int, ContextPassage]) -> list[Citation]:
+    out: dict[int, Citation] = {}
+    for c in kept:
+        for n in c.final:
+            if n in out:
+                continue
+            p = by_n[n].passage
+            q_start, q_end = best_sentence(c.text, p.text)
+            out[n] = Citation(
+                n=n, doc_id=p.doc_id, title=p.title, source=p.source, chunk_id=p.chunk_id,
+                quote=" ".join(p.text[q_start:q_end].split()), start=p.start + q_start, end=p.start + q_end,
+                score=round(c.scores.get(n, 0.0), 4),
+            )
+    return sorted(out.values(), key=lambda c: c.n)
+
+
+def best_sentence(claim: str, passage_text: str) -> tuple[int, int]:
+    """Span of the passage sentence sharing the most content words with ``claim``."""
+    spans = split_sentences(passage_text) or [(0, len(passage_text))]
+    terms = content_terms(claim)
+    return max(spans, key=lambda sp: len(terms & content_terms(passage_text[sp[0]: sp[1]])))
