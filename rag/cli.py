@@ -247,6 +247,7 @@ def evaluate(
     ablation: Annotated[bool, typer.Option("--ablation", help="Retrieval metrics per mode and chunk size, side by side.")] = False,
     claims: Annotated[bool, typer.Option("--claims", help="Measure the verifier on labelled claims (eval/gold/claims.jsonl).")] = False,
     fit: Annotated[bool, typer.Option("--fit", help="With --claims: refit the claim model on the dev split first.")] = False,
+    fit_confidence: Annotated[Optional[list[str]], typer.Option("--fit-confidence", help="Fit the answer confidence on the dev rows of these runs (repeat the option; run them with RAG_MIN_CONFIDENCE=0).")] = None,
     split: Annotated[Optional[Split], typer.Option("--split", help="Questions or claims of this split only (default: all; --claims: test).")] = None,
     chunk_sizes: Annotated[str, typer.Option("--chunk-sizes", help="Chunk sizes for --ablation, comma-separated.")] = "64,96,128,200",
     config_path: Annotated[Path, typer.Option("--config", help="Eval config with sets and gate thresholds.")] = Path("eval/eval.toml"),
@@ -259,6 +260,12 @@ def evaluate(
 
     if compare_runs:
         out.print(compare(load_report(compare_runs[0], reports), load_report(compare_runs[1], reports)), highlight=False)
+        return
+    if fit_confidence:
+        from rag.evaluation.confidence_fit import fit_confidence as fit_answers
+
+        model = fit_answers([load_report(r, reports) for r in fit_confidence])
+        out.print_json(json.dumps({"answered": model.answered.to_dict(), "abstained": model.abstained.to_dict(), **model.meta}))
         return
     settings = _settings()
     if claims:
@@ -288,7 +295,7 @@ def evaluate(
         out.print(f"written: {path}")
         return
     report = run_eval(settings, config, eval_set, backend=backend, mode=mode, url=url, limit=limit,
-                      retrieval_only=retrieval_only, name=name, progress=sys.stderr.isatty())
+                      retrieval_only=retrieval_only, name=name, progress=sys.stderr.isatty(), split=split)
     paths = write_report(report, reports)
     out.print(markdown_summary(report).split("## Questions to look at")[0], highlight=False)
     out.print(f"report: {paths['json']}\nsummary: {paths['md']}\nchart: {paths['png']}")

@@ -26,6 +26,7 @@ class AnswerJob:
     backend: LLMBackendName | None = None
     mode: RetrievalMode | None = None
     top_k: int | None = None
+    draft: bool = False  # stream the unverified draft as generated (else: verified sentences only)
 
 
 def resolve_backend(state: ServiceState, requested: LLMBackendName | None) -> LLMBackendName:
@@ -45,7 +46,7 @@ async def start(state: ServiceState, job: AnswerJob) -> tuple[AnswerRun, EventSt
     backend = resolve_backend(state, job.backend)
     run = await run_in_threadpool(components.answerer.run, job.question, job.history, backend, job.mode, job.top_k)
     try:
-        return run, state.queue.submit(lambda: iter(run))
+        return run, state.queue.submit(lambda: iter(run) if job.draft else run.verified())
     except QueueFull as exc:
         state.metrics.rejected.inc()
         raise ServiceError(429, str(exc), "queue_full", type_="rate_limit_error",

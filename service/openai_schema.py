@@ -10,10 +10,12 @@ Requests accept what current clients send: ``developer`` messages (treated like 
 grounding prompt is fixed), ``tool``/``function`` messages and ``tools``/``functions`` fields (ignored, with a
 note), content as a string or a list of text parts, and any unknown extra field (ignored).
 
-Streaming and verification: tokens are streamed as the model writes them; the answer is verified afterwards.
-When the verified text differs from what was streamed (ignoring whitespace and periods), one more content delta
-``"\\n\\nVerified answer: <text>"`` is sent before the final chunk, so a plain client that only concatenates deltas
-still ends with the verified answer; the final chunk carries ``answer``, ``abstained`` and ``sources``.
+Streaming and verification: by default a stream carries only verified sentences. The answer is generated, then
+each sentence is checked against its passage and sent, with its final citation, as soon as it passes; a sentence
+that fails is never shown (an answer with none left streams the abstention). The final chunk carries ``answer``,
+``abstained``, ``confidence`` and ``sources``. ``"stream_draft": true`` streams the unverified draft token by token
+instead; then, when the verified text differs from the draft (ignoring whitespace and periods), one more content
+delta ``"\\n\\nVerified answer: <text>"`` comes before the final chunk.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class ChatCompletionRequest(BaseModel):
     backend: LLMBackendName | None = Field(None, description="Extension: generator backend for this request.")
     mode: RetrievalMode | None = Field(None, description="Extension: retrieval mode (dense, bm25, hybrid).")
     top_k: int | None = Field(None, ge=1, le=20, description="Extension: passages given to the generator.")
+    stream_draft: bool = Field(False, description="Extension: stream the unverified draft as generated (default: verified sentences only).")
 
 
 # -- response -------------------------------------------------------------------------------------
@@ -117,6 +120,7 @@ class Usage(BaseModel):
 class AnswerExtensions(BaseModel):
     sources: list[Source] = Field(description="Extension: the passages the answer's [n] markers point at.")
     abstained: bool = Field(description="Extension: true when the documents do not contain the answer.")
+    confidence: float = Field(description="Extension: calibrated probability that the answer (or abstention) is right.")
     backend: str = Field(description="Extension: the backend that produced the answer (extractive after a fallback).")
     fallback_reason: str | None = Field(None, description="Extension: why the requested backend was not used (null unless it fell back).")
     notes: list[str] = Field(default_factory=list, description="Extension: parts of the request that were ignored.")
@@ -209,7 +213,7 @@ def to_job(req: ChatCompletionRequest) -> tuple[AnswerJob, list[str]]:
                            "last_message_not_user", param="messages")
     last_index, last = conversation[-1]
     history = [Turn(m.role, history_content(m.role, message_text(m, i))) for i, m in conversation[:-1]]
-    return AnswerJob(message_text(last, last_index), history, req.backend, req.mode, req.top_k), notes
+    return AnswerJob(message_text(last, last_index), history, req.backend, req.mode, req.top_k, bool(req.stream and req.stream_draft)), notes
 
 
 def sources(answer: Answer) -> list[Source]:
@@ -223,7 +227,7 @@ def usage(answer: Answer) -> Usage:
 
 
 def extensions(answer: Answer, notes: list[str]) -> dict[str, Any]:
-    return AnswerExtensions(sources=sources(answer), abstained=answer.abstained, backend=answer.backend,
+    return AnswerExtensions(sources=sources(answer), abstained=answer.abstained, confidence=answer.confidence, backend=answer.backend,
                             fallback_reason=answer.fallback_reason, notes=notes).model_dump()
 
 
@@ -245,7 +249,7 @@ def _sse(data: BaseModel | dict[str, Any] | str) -> str:
 
 
 async def sse_events(run: AnswerRun, stream: EventStream[str], *, completion_id: str, created: int, model: str,
-                     include_usage: bool, notes: list[str], on_answer: Callable[[Answer], None]) -> AsyncIterator[str]:
+                     include_usage: bool, draft: bool, notes: list[str], on_answer: Callable[[Answer], None]) -> AsyncIterator[str]:
     """The run as ``chat.completion.chunk`` SSE events, ending with ``[DONE]``; failures are reported in-band."""
 
     def chunk(delta: Delta, finish_reason: str | None = None, **extra: Any) -> ChatCompletionChunk:
@@ -259,12 +263,14 @@ async def sse_events(run: AnswerRun, stream: EventStream[str], *, completion_id:
     done = False
     try:
         yield _sse(chunk(Delta(role="assistant", content="")))
-        async for piece in stream.events():
+        sent = 0
+        async for piece in stream.events():  # draft pieces, or whole verified sentences
             if piece:
-                yield _sse(chunk(Delta(content=piece)))
+                yield _sse(chunk(Delta(content=piece if draft or not sent else " " + piece)))
+                sent += 1
         answer = run.answer()
         on_answer(answer)
-        if run.changed_by_verification:
+        if draft and run.changed_by_verification:
             yield _sse(chunk(Delta(content=VERIFIED_PREFIX + answer.answer)))
         yield _sse(chunk(Delta(), "stop", answer=answer.answer, **extensions(answer, notes)))
         if include_usage:

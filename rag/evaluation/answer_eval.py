@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag.evaluation.gold import GoldQuestion
-from rag.evaluation.metrics import mean, percentile, precision_recall
+from rag.evaluation.metrics import auroc, mean, percentile, precision_recall
 from rag.evaluation.text_match import contains_alias, contains_quote, exact_match, token_f1
 from rag.generation.answer import ABSTENTION, STAGES
 from rag.text import citation_numbers, strip_citations
@@ -23,6 +23,8 @@ class AnswerRecord:
     citations: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
     backend: str = ""
+    confidence: float | None = None
+    signals: dict[str, float] = field(default_factory=dict)
     cited_texts: dict[int, str] = field(default_factory=dict)  # n -> full passage text, when known
 
 
@@ -46,12 +48,40 @@ def score_question(q: GoldQuestion, rec: AnswerRecord) -> dict[str, Any]:
     }
 
 
+def outcome(row: dict[str, Any]) -> int:
+    """+1 right, 0 abstained, -1 wrong (an answer to an unanswerable question is wrong)."""
+    if row["scores"]["abstained"]:
+        return 0
+    return 1 if row["answerable"] and row["scores"]["correct"] else -1
+
+
+def ok(row: dict[str, Any]) -> bool:
+    """Right answer to an answerable question, or an abstention on an unanswerable one."""
+    return bool(row["scores"]["correct"]) if row["answerable"] else bool(row["scores"]["abstained"])
+
+
+def risk_coverage(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(coverage, accuracy among the covered) keeping the most confident questions first."""
+    ranked = sorted((r for r in rows if r.get("confidence") is not None), key=lambda r: -r["confidence"])
+    out, right = [], 0
+    for i, r in enumerate(ranked, start=1):
+        right += ok(r)
+        out.append((i / len(ranked), right / i))
+    return out
+
+
+def accuracy_at(curve: list[tuple[float, float]], coverage: float) -> float:
+    """Accuracy of the most confident ``coverage`` share of questions."""
+    return next((acc for cov, acc in curve if cov >= coverage - 1e-9), 0.0)
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Aggregate metrics over scored questions (see eval/README.md for definitions)."""
     answerable = [r for r in rows if r["answerable"]]
     scores = [r["scores"] for r in rows]
     out: dict[str, float] = {
         "questions": float(len(rows)),
+        "score": mean([float(outcome(r)) for r in rows]),
         "accuracy": mean([float(r["scores"]["correct"]) for r in answerable]),
         "exact_match": mean([float(r["scores"]["exact_match"]) for r in answerable]),
         "f1": mean([r["scores"]["f1"] for r in answerable]),
@@ -62,6 +92,16 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     out["citation_validity"] = mean([float(s["citation_valid"]) for s in with_citations]) if with_citations else 1.0
     precisions = [s["citation_precision"] for r, s in zip(rows, scores, strict=True) if r["answerable"] and s["citation_precision"] is not None]
     out["citation_precision"] = mean(precisions) if precisions else 0.0
+    kinds = sorted({r.get("unanswerable_kind") or "unspecified" for r in rows if not r["answerable"]})
+    for kind in kinds:
+        chosen = [r for r in rows if not r["answerable"] and (r.get("unanswerable_kind") or "unspecified") == kind]
+        out[f"abstention_recall[{kind}]"] = mean([float(r["scores"]["abstained"]) for r in chosen])
+    if any(r.get("confidence") is not None for r in rows):
+        rated = [r for r in rows if r.get("confidence") is not None]
+        out["confidence_auroc"] = auroc([r["confidence"] for r in rated], [ok(r) for r in rated])
+        curve = risk_coverage(rows)
+        out["accuracy@80%coverage"] = accuracy_at(curve, 0.8)
+        out["accuracy@90%coverage"] = accuracy_at(curve, 0.9)
     for stage in STAGES:
         values = [r["timings"].get(stage) for r in rows if r["timings"].get(stage) is not None]
         if values:
@@ -79,8 +119,9 @@ def run_answers(gold: Iterable[GoldQuestion], ask: Callable[[str], AnswerRecord]
     for q in tqdm(questions, desc="eval", unit="q", disable=not progress):
         rec = ask(q.question)
         rows.append({
-            "id": q.id, "type": q.type, "question": q.question, "answerable": q.answerable, "gold_answers": q.answers,
-            "answer": rec.answer, "abstained": rec.abstained, "backend": rec.backend, "citations": rec.citations,
+            "id": q.id, "type": q.type, "split": q.split, "unanswerable_kind": q.unanswerable_kind, "question": q.question,
+            "answerable": q.answerable, "gold_answers": q.answers, "answer": rec.answer, "abstained": rec.abstained,
+            "confidence": rec.confidence, "signals": rec.signals, "backend": rec.backend, "citations": rec.citations,
             "timings": rec.timings, "scores": score_question(q, rec),
         })
     return rows
@@ -93,7 +134,7 @@ def in_process_asker(answerer: Any, backend: str | None, mode: str | None) -> Ca
         a = answerer.ask(question, backend=backend, mode=mode)
         return AnswerRecord(
             answer=a.answer, abstained=a.abstained, citations=[c.__dict__ for c in a.citations], timings=a.timings,
-            backend=a.backend, cited_texts={c.n: a.passages[c.n - 1].text for c in a.citations if c.n <= len(a.passages)},
+            backend=a.backend, confidence=a.confidence, signals=a.signals, cited_texts={c.n: a.passages[c.n - 1].text for c in a.citations if c.n <= len(a.passages)},
         )
 
     return ask
@@ -115,6 +156,7 @@ def remote_asker(base_url: str, api_key: str | None, timeout: float = 300) -> Ca
         return AnswerRecord(
             answer=content, abstained=bool(extra.get("abstained", content.strip() == ABSTENTION)),
             citations=list(extra.get("sources", [])), backend=str(extra.get("backend", "remote")),
+            confidence=extra.get("confidence"),
             timings={"total_ms": (time.perf_counter() - started) * 1000},
         )
 

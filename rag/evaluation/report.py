@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
+from rag.evaluation.answer_eval import ok, risk_coverage
 
 QUALITY_METRICS = ("hit@1", "hit@5", "mrr", "ndcg@10", "accuracy", "exact_match", "f1", "abstention_precision",
-                   "abstention_recall", "citation_validity", "citation_precision")
+                   "abstention_recall", "citation_validity", "citation_precision", "confidence_auroc")
 
 
 def write_report(report: dict[str, Any], folder: Path) -> dict[str, Path]:
@@ -60,7 +61,9 @@ def _chart(report: dict[str, Any], path: Path) -> None:
     s = report["summary"]
     quality = [(k, s[k]) for k in QUALITY_METRICS if k in s]
     stages = [(k.replace("_p50_ms", ""), s[k] / 1000) for k in s if k.endswith("_p50_ms")]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
+    curve = risk_coverage(report.get("questions", []))
+    fig, axes = plt.subplots(1, 3 if curve else 2, figsize=(17 if curve else 12, 4.5),
+                             gridspec_kw={"width_ratios": [2, 1, 1] if curve else [2, 1]})
     ax = axes[0]
     bars = ax.barh([k for k, _ in quality][::-1], [v for _, v in quality][::-1], color="#4C72B0")
     ax.bar_label(bars, fmt="%.2f", padding=2)
@@ -71,6 +74,14 @@ def _chart(report: dict[str, Any], path: Path) -> None:
         bars = ax.barh([k for k, _ in stages][::-1], [v for _, v in stages][::-1], color="#DD8452")
         ax.bar_label(bars, fmt="%.2f s", padding=2)
     ax.set_title("Latency p50 per stage (s)")
+    if curve:
+        ax = axes[2]
+        ax.plot([c for c, _ in curve], [a for _, a in curve], color="#55A868")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("coverage (most confident first)")
+        ax.set_ylabel("accuracy of the covered")
+        ax.set_title("Risk-coverage")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -98,7 +109,7 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
         old = qa.get(r["id"])
         if old is None:
             continue
-        ok_a, ok_b = _ok(old), _ok(r)
+        ok_a, ok_b = ok(old), ok(r)
         if ok_a != ok_b:
             flips.append(f"| {r['id']} | {'fixed' if ok_b else 'broken'} | {r['question']} | {_cell(old['answer'])} | {_cell(r['answer'])} |")
     lines += ["", f"## Flipped questions ({len(flips)})", ""]
@@ -107,5 +118,3 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ok(row: dict[str, Any]) -> bool:
-    return bool(row["scores"]["correct"]) if row["answerable"] else bool(row["abstained"])

@@ -50,7 +50,8 @@ async def chat_completions(req: ChatCompletionRequest, state: State) -> Any:
     ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": state.settings.llm_model}
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        body = sse_events(run, stream, include_usage=include_usage, notes=notes, on_answer=state.metrics.observe_answer, **ids)
+        body = sse_events(run, stream, include_usage=include_usage, draft=job.draft, notes=notes,
+                          on_answer=state.metrics.observe_answer, **ids)
         return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     answer = await finish(state, run, stream)
     return JSONResponse(completion(answer, ids["completion_id"], ids["created"], ids["model"], notes))

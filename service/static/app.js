@@ -170,13 +170,17 @@
     }
   }
 
-  function renderFinal(turn, answerText, abstained, sources) {
+  function renderFinal(turn, answerText, abstained, sources, confidence) {
     turn.sources = Array.isArray(sources) ? sources : [];
     turn.body.textContent = "";
     turn.answer.classList.remove("pending", "streaming");
     turn.answer.classList.add("done");
     if (abstained) { turn.answer.classList.add("abstained"); }
     paragraphs(turn.body, answerText, turn);
+    if (typeof confidence === "number") {
+      // The calibrated probability that this answer (or this abstention) is right.
+      turn.body.appendChild(make("p", "answer-confidence", "Confidence " + Math.round(confidence * 100) + "%"));
+    }
     if (turn.sources.length) {
       var box = make("div", "sources");
       box.appendChild(make("h3", "sources-title", "Sources"));
@@ -360,7 +364,8 @@
       if (!state.firstToken) { state.firstToken = true; setStatus("Answering…"); }
     }
     if (chunk && typeof chunk.answer === "string") {
-      state.final = { answer: chunk.answer, abstained: !!chunk.abstained, sources: chunk.sources || [] };
+      state.final = { answer: chunk.answer, abstained: !!chunk.abstained, sources: chunk.sources || [],
+                      confidence: typeof chunk.confidence === "number" ? chunk.confidence : null };
     }
   }
 
@@ -434,7 +439,7 @@
       var text;
       if (state.final) {
         text = state.final.answer;
-        renderFinal(turn, text, state.final.abstained, state.final.sources);
+        renderFinal(turn, text, state.final.abstained, state.final.sources, state.final.confidence);
       } else if (turn.streamed) {
         // No verified final chunk: keep what streamed, minus any verification trailer.
         var cut = turn.streamed.indexOf(VERIFIED_PREFIX);
