@@ -140,3 +140,30 @@ def test_a_replacement_with_as_many_chunks_is_noticed_without_an_explicit_sync(t
     assert reader.store.count() == 1  # same count: only the newest id tells the reader
     assert reader.search("quasarwing", k=1, mode="bm25")[0].doc_id == "note"
     assert reader.search("zebracorn", k=1, mode="bm25") == []
+
+
+class _Planted:
+    """Pickling this runs ``touch`` on load: what a crafted segment file would do to a reader using pickle."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.marker,))
+
+
+def test_segments_are_saved_and_loaded_without_pickle(passages: list[str], tmp_path: Path) -> None:
+    """Chunk ids are stored as plain strings: a segment whose ids are pickled objects is never unpickled (issue 13, item 15)."""
+    folder = tmp_path / "bm25"
+    index = BM25Index()
+    index.add([f"c{i}" for i in range(20)], passages[:20])
+    index.save(folder)
+    seg = next(folder.glob("seg-*.npz"))
+    with np.load(seg, allow_pickle=False) as z:  # readable without pickle
+        assert [str(i) for i in z["ids"]] == [f"c{i}" for i in range(20)]
+        fields = {k: z[k] for k in z.files}
+    assert BM25Index.load(folder) is not None and len(BM25Index.load(folder)) == 20  # type: ignore[arg-type]
+    marker = tmp_path / "pickle-ran"
+    np.savez(seg, **{**fields, "ids": np.array([_Planted(marker)] * 20, dtype=object)})
+    assert BM25Index.load(folder) is None  # unreadable: the caller re-syncs from the store
+    assert not marker.exists(), "a pickled object in a segment file was executed"

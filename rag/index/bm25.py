@@ -28,7 +28,7 @@ from scipy import sparse
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 VOCAB = "vocab.json"
-FORMAT = 2
+FORMAT = 3  # 3: chunk ids stored as a unicode array (2 pickled them)
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,11 @@ class Segment:
     def save(self, folder: Path) -> None:
         tf = self.tf
         np.savez(folder / f"{self.name}.npz", data=tf.data, indices=tf.indices, indptr=tf.indptr,
-                 shape=np.array(tf.shape), lengths=self.lengths, ids=np.array(self.ids, dtype=object))
+                 shape=np.array(tf.shape), lengths=self.lengths, ids=np.array(self.ids, dtype=np.str_))
 
     @classmethod
     def load(cls, folder: Path, name: str, dead_rows: Iterable[int]) -> Segment:
-        with np.load(folder / f"{name}.npz", allow_pickle=True) as z:
+        with np.load(folder / f"{name}.npz", allow_pickle=False) as z:  # ids are plain strings: never unpickle a file
             tf = sparse.csc_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
             seg = cls(name, [str(i) for i in z["ids"]], z["lengths"], tf)
         seg.live[list(dead_rows)] = False
