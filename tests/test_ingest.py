@@ -13,6 +13,7 @@ import pytest
 
 from rag.index.store import parse_chunk_id
 from tests.fixtures.cli import run_cli
+from tests.fixtures.documents import encrypted_pdf, pdf_bytes
 from tests.fixtures.paths import ROOT, RAG_BIN, SEEDS
 
 
@@ -148,3 +149,23 @@ def test_cli_ingest_reports_and_is_idempotent(tmp_path: Path) -> None:
     assert "nothing to do: 5 document(s) unchanged" in second.stdout
     missing = run_cli(["ingest", str(tmp_path / "nope")], tmp_path)
     assert missing.returncode == 1 and "path not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_encrypted_and_broken_pdfs_are_skips_not_aborts(components_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An AES "protected" PDF (owner password only) is read; one that needs a password, or that no parser can
+    read, is a reported skip, and the rest of the folder is ingested (issue 13, item 16)."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a-note.txt").write_text("The ferry to Kellsmouth sails at noon.\n", encoding="utf-8")
+    (folder / "locked.pdf").write_bytes(encrypted_pdf("The lighthouse of Gannet Point opened in 1843"))
+    (folder / "secret.pdf").write_bytes(encrypted_pdf("Hidden words", user_password="let-me-in"))
+    whole = pdf_bytes("Half a document")
+    (folder / "half.pdf").write_bytes(whole[: len(whole) // 2])
+    parts = components_factory()
+    report = parts.ingestor.ingest_paths([folder])
+    assert len(report.added) == 2, report.to_dict()
+    assert {Path(p).name for p in report.failed} == {"secret.pdf", "half.pdf"}
+    assert "password" in report.failed[str(folder / "secret.pdf")]
+    assert parts.retriever.search("Gannet Point lighthouse opened", k=1, mode="bm25")[0].title
+    texts = [t for page in parts.store.pages(("documents",)) for t in page.texts]
+    assert any("Gannet Point opened in 1843" in t for t in texts)

@@ -183,8 +183,8 @@ class Ingestor:
         for source in files:
             try:
                 doc = self._prepare_if_changed(source.path.read_bytes(), source.path.name, source.doc_id, str(source.path), states, report)
-            except (DocumentError, OSError) as exc:
-                report.failed[str(source.path)] = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one file that cannot be read or chunked is a reported skip, never an abort
+                report.failed[str(source.path)] = str(exc) if isinstance(exc, (DocumentError, OSError)) else f"{type(exc).__name__}: {exc}"
                 log.warning("document skipped", extra={"path": str(source.path), "error": str(exc)})
                 continue
             finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,13 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
 # Elements whose text is never article content.
 HTML_DROP_TAGS = ("script", "style", "noscript", "nav", "footer", "form", "header", "aside", "iframe", "svg", "button")
 MAX_PDF_PAGES = 2000
+# An HTML page with more elements or deeper nesting than this is refused before a tree is built: a parse tree
+# costs about 600 bytes per element, so a 20 MB "element bomb" would otherwise take gigabytes and minutes.
+MAX_HTML_ELEMENTS = 100_000
+MAX_HTML_DEPTH = 256
+# Byte order marks, longest first (a UTF-32-LE BOM starts with the UTF-16-LE one).
+BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+_START_TAG = re.compile(rb"<[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -49,18 +57,34 @@ def check_size(name: str, size: int, limit: int) -> None:
 
 
 def read_document(data: bytes, name: str) -> RawDocument:
-    """Extract text from file bytes; ``name`` decides the format by its suffix."""
+    """Extract text from file bytes; ``name`` decides the format by its suffix.
+
+    Every failure is a ``DocumentError`` naming the file: a parser's own exception (pypdf and bs4 raise many
+    kinds) never escapes, so one bad file is a reported skip, never an aborted run or a 500.
+    """
     suffix = check_supported(name)
-    if suffix in PDF_SUFFIXES:
-        return _read_pdf(data, name)
-    text = decode_text(data, name)
-    if suffix in HTML_SUFFIXES:
-        return _read_html(text)
-    return RawDocument(text=text, title=_markdown_title(text) if suffix != ".txt" else None)
+    try:
+        if suffix in PDF_SUFFIXES:
+            return _read_pdf(data, name)
+        text = decode_text(data, name)
+        if suffix in HTML_SUFFIXES:
+            return _read_html(text, name)
+        return RawDocument(text=text, title=_markdown_title(text) if suffix != ".txt" else None)
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure is this file's problem, not the caller's
+        raise DocumentError(f"cannot read {name!r}: {type(exc).__name__}: {exc}") from exc
 
 
 def decode_text(data: bytes, name: str) -> str:
-    """Decode text bytes as UTF-8 (BOM tolerated), falling back to cp1252; binary data is refused."""
+    """Decode text bytes: by their byte order mark (UTF-8, UTF-16, UTF-32), else as UTF-8, falling back to cp1252;
+    binary data is refused."""
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding).removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+            except UnicodeDecodeError as exc:
+                raise DocumentError(f"{name!r} starts with a {encoding.upper()} byte order mark but is not {encoding.upper()} text") from exc
     if b"\x00" in data[:8192]:
         raise DocumentError(f"{name!r} looks like a binary file, not text")
     for encoding in ("utf-8-sig", "cp1252"):
@@ -78,9 +102,69 @@ def _markdown_title(text: str) -> str | None:
     return None
 
 
-def _read_html(html: str) -> RawDocument:
+def check_html_shape(html: str, name: str) -> None:
+    """Refuse an element bomb before parsing: more than ``MAX_HTML_ELEMENTS`` tags or nesting deeper than
+    ``MAX_HTML_DEPTH`` (unclosed <p>, <li> and void elements are closed the way browsers close them)."""
+    elements = len(_START_TAG.findall(html.encode("utf-8", "surrogatepass")))
+    if elements > MAX_HTML_ELEMENTS:
+        raise DocumentError(f"{name!r} has {elements} HTML elements; the limit is {MAX_HTML_ELEMENTS}")
+    _DepthProbe(name).check(html)
+
+
+class _TooDeep(Exception):
+    pass
+
+
+_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+_SELF_CLOSING = {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "rt", "rp"}
+
+
+class _DepthProbe:
+    """Tracks open elements with the standard library's tokenizer (no tree): stops at the first too-deep tag."""
+
+    def __init__(self, name: str) -> None:
+        from html.parser import HTMLParser
+
+        probe = self
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag: str, attrs: list) -> None:  # type: ignore[type-arg]
+                probe.start(tag)
+
+            def handle_endtag(self, tag: str) -> None:
+                probe.end(tag)
+
+        self.name = name
+        self.stack: list[str] = []
+        self.parser = Parser(convert_charrefs=False)
+
+    def start(self, tag: str) -> None:
+        if tag in _VOID:
+            return
+        if tag in _SELF_CLOSING and tag in self.stack[-8:]:
+            self.end(tag)
+        self.stack.append(tag)
+        if len(self.stack) > MAX_HTML_DEPTH:
+            raise _TooDeep
+
+    def end(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, max(len(self.stack) - 64, -1), -1):
+            if self.stack[i] == tag:
+                del self.stack[i:]
+                return
+
+    def check(self, html: str) -> None:
+        try:
+            self.parser.feed(html)
+            self.parser.close()
+        except _TooDeep:
+            raise DocumentError(f"{self.name!r} nests HTML elements deeper than {MAX_HTML_DEPTH} levels") from None
+
+
+def _read_html(html: str, name: str = "page.html") -> RawDocument:
     from bs4 import BeautifulSoup
 
+    check_html_shape(html, name)
     soup = BeautifulSoup(html, "html.parser")
     for tag in soup(HTML_DROP_TAGS):
         tag.decompose()
@@ -96,18 +180,26 @@ def _read_html(html: str) -> RawDocument:
 
 def _read_pdf(data: bytes, name: str) -> RawDocument:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted and not _opens_without_password(reader):
+                raise DocumentError(f"{name!r} is encrypted with a password; save an unprotected copy to index it")
             if len(reader.pages) > MAX_PDF_PAGES:
                 raise DocumentError(f"{name!r} has {len(reader.pages)} pages; the limit is {MAX_PDF_PAGES}")
             pages = [page.extract_text() or "" for page in reader.pages]
             title = (reader.metadata.title if reader.metadata else None) or None
     except DocumentError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
-        raise DocumentError(f"{name!r} is not a readable PDF: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds (PdfReadError, DependencyError, ...)
+        raise DocumentError(f"{name!r} is not a readable PDF: {type(exc).__name__}: {exc}") from exc
     return RawDocument(text="\n\n".join(p.strip() for p in pages if p.strip()), title=title)
+
+
+def _opens_without_password(reader: object) -> bool:
+    """Decrypt a "protected" PDF that has only an owner password (the empty user password opens it)."""
+    from pypdf import PasswordType
+
+    return reader.decrypt("") != PasswordType.NOT_DECRYPTED  # type: ignore[attr-defined]
