@@ -17,6 +17,10 @@ from tests.fixtures.paths import SEEDS
         "Next article",
         "© 2020 American Kahani LLC. All rights reserved.",
         "Copyright 2021 Example Media",
+        "(c) 2019 Acme Corp",
+        "Copyright © Example Media Ltd.",
+        "© The Guardian",
+        "Copyright (C) 2003-2024 Kellsmouth Gazette. All rights reserved.",
         "Leave a Reply",
         "View Comments (0)",
         "Scroll To Top",
@@ -36,6 +40,11 @@ def test_furniture_lines_are_recognized(line: str) -> None:
         "The final death toll was 38 people, with dozens more injured.",
         "Next, the group moved north.",
         "Readers who leave a reply often disagree.",
+        # Contract clauses and prose that merely start like a notice (issue 13, item 4).
+        "(c) The tenant must give 90 days notice before leaving.",
+        "(C) the buyer pays the shipping costs;",
+        "Copyright law protects a work for 70 years after its author's death.",
+        "Copyright in the photographs remains with the estate of the late Marta Quill, who took them in 1962 on the island.",
     ],
 )
 def test_content_lines_are_kept(line: str) -> None:
@@ -66,3 +75,11 @@ def test_seed_furniture_removed_and_body_kept() -> None:
     assert "Who is ISIS-K?" in clean.text
     tail = (SEEDS / "001_d166f26fbc2a0a2c.txt").read_text(encoding="utf-8")
     assert "Please enter your comment" not in clean_text(tail).text
+
+
+def test_dropped_lines_are_listed_and_clauses_survive() -> None:
+    source = ("Lease terms\n\n(a) The rent is due on the first day of each month.\n"
+              "(c) The tenant must give 90 days notice before leaving.\n\nCopyright 2024 Kellsmouth Lettings Ltd.\n")
+    clean = clean_text(source)
+    assert "(c) The tenant must give 90 days notice before leaving." in clean.text
+    assert clean.dropped_lines == ["Copyright 2024 Kellsmouth Lettings Ltd."]

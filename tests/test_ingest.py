@@ -169,3 +169,34 @@ def test_encrypted_and_broken_pdfs_are_skips_not_aborts(components_factory, tmp_
     assert parts.retriever.search("Gannet Point lighthouse opened", k=1, mode="bm25")[0].title
     texts = [t for page in parts.store.pages(("documents",)) for t in page.texts]
     assert any("Gannet Point opened in 1843" in t for t in texts)
+
+
+LEASE = ("# Lease of 4 Harbour Row\n\n(a) The rent of 700 pounds is due on the first day of each month.\n"
+         "(c) The tenant must give 90 days notice before leaving.\n\nShare this article\n\n"
+         "Copyright 2024 Kellsmouth Lettings Ltd.\n")
+
+
+def test_ingest_keeps_clauses_and_reports_the_lines_it_dropped(components_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Cleaning removes only real furniture, and the report lists every removed line per document (issue 13, item 4)."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "lease.md").write_text(LEASE, encoding="utf-8")
+    parts = components_factory()
+    report = parts.ingestor.ingest_paths([folder])
+    (doc_id,) = report.added
+    assert report.to_dict()["dropped"] == {doc_id: ["Share this article", "Copyright 2024 Kellsmouth Lettings Ltd."]}
+    assert "2 furniture lines dropped" in report.summary()
+    texts = " ".join(t for page in parts.store.pages(("documents",)) for t in page.texts)
+    assert "(c) The tenant must give 90 days notice before leaving." in texts and "Kellsmouth Lettings" not in texts
+    assert parts.retriever.search("how much notice must the tenant give", k=1)[0].doc_id == doc_id
+
+
+@pytest.mark.slow  # a fresh `rag` process (~10 s: torch and the embedding model load)
+def test_cli_ingest_json_lists_dropped_lines(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "lease.md").write_text(LEASE, encoding="utf-8")
+    res = run_cli(["ingest", str(folder), "--json"], tmp_path / "data")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert list(report["dropped"].values()) == [["Share this article", "Copyright 2024 Kellsmouth Lettings Ltd."]]

@@ -10,6 +10,12 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
+
+def _short(words: int) -> str:
+    """A lookahead: the (whole) line has at most ``words`` words."""
+    return rf"(?=(?:\S+\s+){{0,{words - 1}}}\S+\s*$)"
+
+
 # A line matching any of these (whole line, case-insensitive) carries no content.
 FURNITURE_PATTERNS: tuple[str, ...] = (
     r"please enter your (comment|name|email)( here)?[!.]?",
@@ -18,8 +24,9 @@ FURNITURE_PATTERNS: tuple[str, ...] = (
     r"(view|show|load) comments?( \(\d+\))?",
     r"\d* ?comments?",
     r"(previous|next) (article|post|story)",
-    r"(©|\(c\)|copyright\b).*",
-    r".*\ball rights reserved\.?",
+    # A copyright notice is short and names a year or the © sign; "(c) The tenant must..." is a clause, not a notice.
+    _short(12) + r"(©|copyright\s*(©|\(c\))|(copyright|\(c\))\s*\d{4}\b).*",
+    _short(15) + r".*\ball rights reserved\.?",
     r"scroll to top",
     r"now reading",
     r"source link",

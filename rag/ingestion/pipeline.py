@@ -31,7 +31,7 @@ from rag.index.store import chunk_id
 
 log = logging.getLogger(__name__)
 # Bump when cleaning or chunking rules change so unchanged files are re-processed once.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
 
 
 @dataclass
@@ -81,6 +81,7 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, list[str]] = field(default_factory=dict)  # doc id -> lines cleaning removed as page furniture
     chunks_written: int = 0
     seconds: float = 0.0
 
@@ -97,12 +98,13 @@ class IngestReport:
             f"{len(self.unchanged)} unchanged",
             f"{len(self.pruned)} pruned",
             f"{len(self.failed)} failed",
+            f"{sum(map(len, self.dropped.values()))} furniture lines dropped",
             f"{self.chunks_written} chunks written in {self.seconds:.1f}s",
         ]
         return ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("added", "updated", "unchanged", "pruned", "failed", "chunks_written", "seconds")}
+        return {k: getattr(self, k) for k in ("added", "updated", "unchanged", "pruned", "failed", "dropped", "chunks_written", "seconds")}
 
 
 def discover(paths: Sequence[Path]) -> list[SourceFile]:
@@ -203,6 +205,8 @@ class Ingestor:
             return None
         doc = prepare(data, name, doc_id, source, digest, self.embedder, self.settings)
         (report.updated if doc_id in states else report.added).append(doc_id)
+        if doc.clean.dropped_lines:
+            report.dropped[doc_id] = list(doc.clean.dropped_lines)
         return doc
 
     def _write(self, docs: Iterator[PreparedDocument], states: dict, report: IngestReport) -> int:
