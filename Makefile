@@ -42,5 +42,9 @@ eval: install
 bench: install
 	$(BIN)/rag bench
 
+# Drops the index (Chroma, BM25), the assembled model and caches. Never .rag/uploads/: it holds the only copy of
+# files uploaded through the API; `rag ingest .rag/uploads` indexes them again (same ids).
 clean:
-	rm -rf .rag .pytest_cache
+	@if [ -d .rag ]; then find .rag -mindepth 1 -maxdepth 1 ! -name uploads -exec rm -rf {} +; fi
+	rm -rf .pytest_cache
+	@if [ -d .rag/uploads ]; then echo "kept .rag/uploads/ (uploaded originals); re-index them with: rag ingest .rag/uploads"; fi
