@@ -34,30 +34,63 @@ def export_collection(store: ChunkStore, path: Path) -> int:
 
 
 def import_collection(store: ChunkStore, path: Path, replace: bool = False) -> int:
-    """Load an export into the store. Refuses a non-empty collection unless ``replace``."""
+    """Load an export into the store. Refuses a non-empty collection unless ``replace``.
+
+    The whole file is read and checked first (every row parses, one embedding size, as many rows as the header
+    says): a truncated or corrupt backup is refused with the collection untouched. Then its rows are written, and
+    only after that, with ``replace``, the chunks the backup does not hold are deleted.
+    """
     if not path.is_file():
         raise RagError(f"export file not found: {path}")
+    if store.count() and not replace:
+        raise RagError(f"collection {store.settings.collection!r} is not empty; use --replace to overwrite it")
+    header = _validate(path)
+    old = set(store.all_ids()) if replace else set()
+    written = 0
+    batch: list[dict[str, Any]] = []
     try:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
-            header = json.loads(fh.readline())
-            if header.get("format") != FORMAT:
-                raise RagError(f"{path} is not a {FORMAT} file")
-            if store.count() and not replace:
-                raise RagError(f"collection {store.settings.collection!r} is not empty; use --replace to overwrite it")
-            if replace:
-                store.delete_ids(store.all_ids())
-            written = 0
-            batch: list[dict[str, Any]] = []
+            fh.readline()
             for line in fh:
-                batch.append(json.loads(line))
+                row = json.loads(line)
+                old.discard(row["id"])
+                batch.append(row)
                 if len(batch) >= IMPORT_BATCH:
                     written += _flush(store, batch)
             written += _flush(store, batch)
-    except (OSError, EOFError, json.JSONDecodeError, KeyError) as exc:
-        raise RagError(f"cannot read export {path}: {exc}") from exc
-    if written != header.get("chunks"):
-        raise RagError(f"export {path} is truncated: {written} of {header.get('chunks')} chunks")
+    except (OSError, EOFError, json.JSONDecodeError, KeyError) as exc:  # the file changed after it was checked
+        raise RagError(f"cannot read export {path} (its rows so far were written, nothing was deleted): {exc}") from exc
+    if written != header["chunks"]:
+        raise RagError(f"export {path} changed while it was imported: {written} of {header['chunks']} chunks written, nothing deleted")
+    store.delete_ids(sorted(old))
     return written
+
+
+def _validate(path: Path) -> dict[str, Any]:
+    """The header of a complete, well-formed export; RagError naming the first problem otherwise."""
+    dimension: int | None = None
+    rows = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as fh:
+            header = json.loads(fh.readline() or "null")
+            if not isinstance(header, dict) or header.get("format") != FORMAT:
+                raise RagError(f"{path} is not a {FORMAT} file")
+            for number, line in enumerate(fh, start=2):
+                row = json.loads(line)
+                if not (isinstance(row, dict) and isinstance(row.get("id"), str) and isinstance(row.get("text"), str)
+                        and isinstance(row.get("metadata"), dict) and isinstance(row.get("embedding"), list)):
+                    raise RagError(f"export {path}, line {number}: not a chunk row (id, text, metadata, embedding)")
+                dimension = dimension or len(row["embedding"])
+                if len(row["embedding"]) != dimension or not dimension:
+                    raise RagError(f"export {path}, line {number}: an embedding of {len(row['embedding'])} numbers among ones of {dimension}")
+                rows += 1
+    except RagError:
+        raise
+    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RagError(f"cannot read export {path}: {exc}") from exc
+    if rows != header.get("chunks"):
+        raise RagError(f"export {path} is truncated: {rows} of {header.get('chunks')} chunks")
+    return header
 
 
 def _flush(store: ChunkStore, batch: list[dict[str, Any]]) -> int:

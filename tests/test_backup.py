@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from rag.components import Components
 from tests.fixtures.cli import run_cli
 from tests.fixtures.paths import SEEDS
+from tests.fixtures.seeded import make_settings
 
 
 def _rows(path: Path) -> list[str]:
@@ -62,3 +64,55 @@ def test_import_refuses_non_empty_and_bad_files(tmp_path: Path) -> None:
         fh.write("\n".join(lines[:5]) + "\n")
     cut = run_cli(["import", str(truncated)], tmp_path / "third")
     assert cut.returncode == 1 and "truncated" in cut.stderr
+
+
+def _small_collection(components_factory, tmp_path: Path):  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, topic in enumerate(("lighthouse keepers", "oyster festivals", "branch lines")):
+        (folder / f"note{i}.txt").write_text(f"Notes on {topic}\n\n" + " ".join(
+            f"Sentence {j} about {topic} in Kellsmouth." for j in range(60)) + "\n", encoding="utf-8")
+    parts = components_factory()
+    parts.ingestor.ingest_paths([folder])
+    return parts
+
+
+def test_import_replace_validates_the_whole_file_before_deleting(components_factory, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A truncated or corrupt backup is refused with every chunk still in place; a good one replaces the
+    collection and BM25 follows (issue 13, item 3)."""
+    from rag.backup import export_collection, import_collection
+    from rag.errors import RagError
+
+    parts = _small_collection(components_factory, tmp_path)
+    store = parts.store
+    before = sorted(store.all_ids())
+    assert len(before) >= 6
+    dump = tmp_path / "x.jsonl.gz"
+    assert export_collection(store, dump) == len(before)
+    lines = _rows(dump)
+    raw = dump.read_bytes()
+    broken = {
+        "cut.jsonl.gz": raw[: len(raw) * 2 // 3],  # a gzip stream cut short (a copy that stopped midway)
+        "short.jsonl.gz": gzip.compress(("\n".join(lines[:4]) + "\n").encode()),  # fewer rows than the header says
+        "bad-row.jsonl.gz": gzip.compress(("\n".join([*lines[:3], "{not json", *lines[4:]]) + "\n").encode()),
+        "bad-dim.jsonl.gz": gzip.compress(("\n".join([*lines[:-1], json.dumps({**json.loads(lines[-1]), "embedding": [0.1, 0.2]})]) + "\n").encode()),
+    }
+    for name, data in broken.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(RagError):
+            import_collection(store, path, replace=True)
+        assert sorted(store.all_ids()) == before, f"{name}: the collection changed"
+
+    # A good backup of a different collection replaces this one: its chunks in, the others out.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "solo.txt").write_text("Solo note\n\nThe Zorblax ferry leaves Quillon at dawn.\n", encoding="utf-8")
+    source = Components(make_settings(tmp_path / "src-data"), embedder=embedder)
+    source.ingestor.ingest_paths([other])
+    solo = tmp_path / "solo.jsonl.gz"
+    n = export_collection(source.store, solo)
+    assert import_collection(store, solo, replace=True) == n
+    assert sorted(store.all_ids()) == sorted(source.store.all_ids())
+    parts.index.lexical.rebuild()
+    assert parts.index.lexical.current().ids == set(source.store.all_ids())
