@@ -115,9 +115,12 @@ class BM25Index:
 
     # -- updates --------------------------------------------------------------------------------
     def add(self, ids: Sequence[str], texts: Sequence[str]) -> None:
-        """Index chunks as a new segment; ids already present are replaced."""
+        """Index chunks as a new segment; ids already present are replaced (an id given twice: its last text)."""
         if not ids:
             return
+        if len(set(ids)) != len(ids):  # one row per id, or the earlier rows stay live, unreachable ghosts
+            last = {cid: text for cid, text in zip(ids, texts, strict=True)}
+            ids, texts = list(last), list(last.values())
         self.remove([i for i in ids if i in self.where])
         rows, cols, counts, lengths = [], [], [], []
         for row, tokens in enumerate(self.tokenize(texts)):
@@ -181,7 +184,7 @@ class BM25Index:
             scores = np.bincount(sub.row, weights=term_idf * sub.data / (norm + sub.data), minlength=len(seg.ids))
             scores[~seg.live] = 0.0
             top = np.argpartition(-scores, k - 1)[:k] if scores.size > k else np.arange(scores.size)
-            found.extend((float(scores[r]), seg.ids[r]) for r in top if scores[r] > 0)
+            found.extend((float(scores[r]), seg.ids[r]) for r in top if scores[r] > 0 and self._is_row_of(seg, int(r)))
         found.sort(key=lambda item: (-item[0], item[1]))
         return [(cid, score) for score, cid in found[:k]]
 
@@ -226,6 +229,11 @@ class BM25Index:
             return None
 
     # -- internals ------------------------------------------------------------------------------
+    def _is_row_of(self, seg: Segment, row: int) -> bool:
+        """``row`` of ``seg`` is where its id lives (each id is scored once, even from an index saved with ghosts)."""
+        found = self.where.get(seg.ids[row])
+        return found is not None and found[0] is seg and found[1] == row
+
     def _term_id(self, term: str) -> int:
         tid = self.vocab.get(term)
         if tid is None:

@@ -50,13 +50,21 @@ class LexicalIndex:
 
     # -- reading --------------------------------------------------------------------------------
     def current(self) -> BM25Index:
-        """The index, synced when the store changed (checked at most every ``bm25_refresh_seconds``)."""
+        """The index, synced when the store changed (checked at most every ``bm25_refresh_seconds``).
+
+        It changes in place: read it through ``search``, or while holding this object's lock."""
         with self._lock:
             version = self._store_version()
             if self._index is None or version != self._synced or len(self._index) != version[0]:
                 self.sync()
             assert self._index is not None
             return self._index
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """Top ``k`` (chunk id, score), read under the lock: uploads, deletes and syncs change the index in place,
+        and a search that ran beside them saw half-made changes (IndexError, one id twice)."""
+        with self._lock:
+            return self.current().search(query, k)
 
     def store_count(self) -> int:
         """Chunks in the store, asked at most every ``bm25_refresh_seconds`` (one round trip in server mode)."""

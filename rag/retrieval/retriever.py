@@ -71,7 +71,7 @@ class Retriever:
         return self._materialize(ranked[:k], dense, dict(lexical))
 
     def _lexical(self, query: str, k: int) -> list[tuple[str, float]]:
-        return self.bm25().search(query, k)
+        return self.lexical.search(query, k)
 
     def _dense(self, query: str, k: int) -> list[Passage]:
         vector = self.embedder.embed_query(query)
