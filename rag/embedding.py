@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from functools import lru_cache
@@ -38,7 +39,11 @@ class Embedder:
         if not model_path.exists():
             raise ModelError(f"embedding model folder not found: {model_path}")
         self.model: SentenceTransformer = SentenceTransformer(str(model_path), device="cpu")
-        self.tokenizer = self.model.tokenizer
+        # Chunk sizing has its own copy of the tokenizer: a fast tokenizer is one Rust object whose truncation
+        # settings each call changes, so sharing it with query embedding raised "Already borrowed" under load, or
+        # embedded a query with truncation off (a 500 for a long one). Sizing calls are serialized among themselves.
+        self.tokenizer = copy.deepcopy(self.model.tokenizer)
+        self._sizing_lock = threading.Lock()
         self.max_tokens: int = int(self.model.max_seq_length)
         self.batch_size = batch_size
         self.model_path = model_path
@@ -53,11 +58,13 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for ``text``, including [CLS] and [SEP]."""
-        return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+        with self._sizing_lock:
+            return len(self.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
 
     def encode(self, text: str) -> list[int]:
         """Word-piece token ids without special tokens (the sizing unit for chunking)."""
-        return self.tokenizer.encode(text, add_special_tokens=False, verbose=False)
+        with self._sizing_lock:
+            return self.tokenizer.encode(text, add_special_tokens=False, verbose=False)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed documents in batches; rows are L2-normalized float32."""
