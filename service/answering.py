@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from rag.generation.answer import Answer
 from rag.generation.followup import Turn
 from rag.generation.run import AnswerRun
+from rag.retrieval.query import check_unicode
 from rag.settings import LLMBackendName, RetrievalMode
 from service.errors import ServiceError
 from service.queue import EventStream, QueueFull
@@ -41,7 +42,9 @@ def resolve_backend(state: ServiceState, requested: LLMBackendName | None) -> LL
 
 
 async def start(state: ServiceState, job: AnswerJob) -> tuple[AnswerRun, EventStream[str]]:
-    """Fail fast with a proper status (bad question, store, empty index, model), then admit or refuse with 429."""
+    """Fail fast with a proper status (bad question or history, store, empty index, model), then admit or refuse with 429."""
+    for i, turn in enumerate(job.history):
+        check_unicode(turn.content, f"history turn {i + 1}")
     components = await state.acore()
     backend = resolve_backend(state, job.backend)
     run = await run_in_threadpool(components.answerer.run, job.question, job.history, backend, job.mode, job.top_k)

@@ -21,6 +21,7 @@ from rag.errors import (
     EmptyDocument,
     EmptyIndex,
     EmptyQuestion,
+    InvalidQuestion,
     LLMUnavailable,
     ModelError,
     QuestionTooLong,
@@ -36,6 +37,7 @@ SERVER = "server_error"
 RAG_ERRORS: list[tuple[type[RagError], int, str, str]] = [
     (EmptyQuestion, 400, INVALID, "empty_question"),
     (QuestionTooLong, 400, INVALID, "question_too_long"),
+    (InvalidQuestion, 400, INVALID, "invalid_question"),
     (UnsupportedDocumentType, 415, INVALID, "unsupported_media_type"),
     (DocumentTooLarge, 413, INVALID, "file_too_large"),
     (EmptyDocument, 400, INVALID, "empty_file"),
