@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,17 +17,27 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rag.errors import RagError
+
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 LLMBackendName = Literal["llamacpp", "openai", "extractive"]
 
 SETTINGS_FILE_ENV = "RAG_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = "rag.toml"
+ENV_PREFIX = "RAG_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(RagError):
+    """A setting that would not take effect as written: an unknown name, or a settings file that is not there."""
 
 
 class Settings(BaseSettings):
     """Every tunable of the service. Precedence: init args > env (RAG_*) > settings file > defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+    # Nothing is dropped silently: an unknown name in code or in the settings file is an error, and so is an unknown
+    # RAG_* environment variable (checked in ``settings_customise_sources``: pydantic-settings ignores those).
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid")
 
     # Storage
     data_dir: Path = Field(Path(".rag"), description="Where the index, BM25 files and the model live.")
@@ -80,6 +92,26 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(False, description="Emit logs as JSON lines.")
 
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_a_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty key would install no auth (and a padded one would never match): refuse both at start-up."""
+        if value is not None:
+            key = value.get_secret_value()
+            if not key.strip():
+                raise ValueError("the API key is empty or whitespace: unset RAG_API_KEY to serve without a key, or set a real key")
+            if key != key.strip():
+                raise ValueError("the API key starts or ends with whitespace, which no client sends: remove it")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+        return level
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -89,11 +121,18 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get(SETTINGS_FILE_ENV, DEFAULT_SETTINGS_FILE))
+        _check_environment()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file.is_file():
+        toml_file = settings_file()
+        if toml_file is not None:
+            _check_file_keys(toml_file)
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @property
+    def auth_enabled(self) -> bool:
+        """The one condition that installs the API-key check, and that the start-up log and warnings report."""
+        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
 
     @property
     def chroma_dir(self) -> Path:
@@ -112,17 +151,57 @@ class Settings(BaseSettings):
         return bool(self.chroma_host)
 
 
+def settings_file() -> Path | None:
+    """The TOML settings file to read: ``RAG_SETTINGS_FILE`` (which must exist), else ``rag.toml`` if present."""
+    named = os.environ.get(SETTINGS_FILE_ENV)
+    if named is not None:
+        path = Path(named)
+        if not path.is_file():
+            raise SettingsError(f"{SETTINGS_FILE_ENV} names {path}, which is not a file: fix the path, or unset {SETTINGS_FILE_ENV}")
+        return path
+    default = Path(DEFAULT_SETTINGS_FILE)
+    return default if default.is_file() else None
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _check_environment() -> None:
+    """Every ``RAG_*`` environment variable must name a setting: a typo (``RAG_APIKEY``) would otherwise be ignored."""
+    known = [f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields] + [SETTINGS_FILE_ENV]
+    unknown = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    if unknown:
+        names = "; ".join(f"{k}{_suggest(k.upper(), known)}" for k in unknown)
+        raise SettingsError(f"unknown setting in the environment: {names}. Every RAG_* variable must name a setting "
+                            "(see the README's configuration table); unset it or fix its name")
+
+
+def _check_file_keys(path: Path) -> None:
+    """Every key of the settings file must name a setting (written as in the README, e.g. ``api_key``)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read settings file {path}: {exc}") from None
+    known = list(Settings.model_fields)
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        names = "; ".join(f"{k!r}{_suggest(k.lower().removeprefix(ENV_PREFIX.lower()), known)}" for k in unknown)
+        raise SettingsError(f"unknown key in settings file {path}: {names}. Keys are setting names in lower case, "
+                            "without the RAG_ prefix")
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Process-wide settings, read once; invalid values raise RagError naming the setting."""
     from pydantic import ValidationError
 
-    from rag.errors import RagError
-
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()} ({e['loc'][0]}): {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()} ({e['loc'][0]}): {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors())
         raise RagError(f"invalid settings: {problems}") from None
     except ValueError as exc:  # e.g. an unreadable TOML settings file
         raise RagError(f"invalid settings file: {exc}") from None

@@ -58,7 +58,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.start()
         log.info("service starting", extra={"backend": settings.llm_backend, "model": settings.llm_model,
-                                            "auth": settings.api_key is not None, "queue": settings.generation_queue_size})
+                                            "auth": settings.auth_enabled, "queue": settings.generation_queue_size})
         try:
             yield
         finally:
@@ -91,7 +91,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     # before the body limit, so an unauthenticated request never gets its body read.
     app.add_middleware(BodyLimitMiddleware, default=json_body_limit(settings),
                        limits={"/v1/documents": settings.max_upload_bytes + UPLOAD_OVERHEAD})
-    if settings.api_key is not None and settings.api_key.get_secret_value():
+    if settings.auth_enabled:  # the same condition the start-up log reports
+        assert settings.api_key is not None
         app.add_middleware(APIKeyMiddleware, api_key=settings.api_key.get_secret_value())
     app.add_middleware(HTTPMiddleware, metrics=state.metrics, classify=state.classify_unexpected)
     return app

@@ -18,7 +18,7 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
     app = create_app(settings)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).addFilter(_drop_color_message)
-    if settings.api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+    if not settings.auth_enabled and host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on a non-loopback interface without an API key (set RAG_API_KEY)", extra={"host": host})
     log.info("listening", extra={"url": f"http://{host}:{port}"})
     uvicorn.run(
