@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rag.errors import RagError
@@ -27,25 +31,61 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error is one line, however long: never wrapped at the terminal width
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_SEEDS = Path("seeds")
 
 
+def one_line(text: object) -> str:
+    """``text`` on one line, safe to print with rich (its brackets are not markup)."""
+    return escape(" ".join(str(text).split()))
+
+
+def crash_log(exc: BaseException, command: str = "") -> Path:
+    """Append the traceback of an unexpected error to ``<data_dir>/logs/rag-cli.log`` (the temp dir if the data dir
+    cannot be written or is not known) and return where it went."""
+    import tempfile
+
+    try:
+        folder = get_settings().data_dir / "logs"
+    except Exception:  # noqa: BLE001 - the settings may be what failed
+        folder = Path(tempfile.gettempdir())
+    record = (f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} {command or 'rag'} (argv: {' '.join(sys.argv)})\n"
+              + "".join(traceback.format_exception(exc)))
+    for target in (folder, Path(tempfile.gettempdir())):
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            path = (target / "rag-cli.log").absolute()
+            with path.open("a", encoding="utf-8") as log:
+                log.write(record)
+            return path
+        except OSError:
+            continue
+    return Path("(nowhere: no writable folder)")
+
+
 def friendly_errors(func: F) -> F:
-    """Turn expected failures into one clear line on stderr and exit code 1 (never a traceback)."""
+    """Every failure ends in one clear line on stderr and a non-zero exit, never a traceback: expected ones
+    (``RagError``) say what to do; anything else says it was unexpected and where its traceback was written."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise  # typer's own exits and usage errors
         except RagError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            err.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the point: no traceback on the terminal
+            path = crash_log(exc, f"rag {func.__name__.rstrip('_')} {kwargs}")
+            err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {one_line(exc)} "
+                      f"(a bug: the traceback is in {escape(str(path))})", highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
