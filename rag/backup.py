@@ -26,7 +26,9 @@ def export_collection(store: ChunkStore, path: Path) -> int:
     rows.sort(key=lambda r: r["id"])
     tmp = path.with_name(path.name + ".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as fh:
-        fh.write(json.dumps({"format": FORMAT, "collection": store.settings.collection, "chunks": len(rows)}) + "\n")
+        model, dimension = store.model()
+        fh.write(json.dumps({"format": FORMAT, "collection": store.settings.collection, "chunks": len(rows),
+                             "embed_model": model, "embed_dim": dimension}) + "\n")
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
     tmp.replace(path)
@@ -45,6 +47,7 @@ def import_collection(store: ChunkStore, path: Path, replace: bool = False) -> i
     if store.count() and not replace:
         raise RagError(f"collection {store.settings.collection!r} is not empty; use --replace to overwrite it")
     header = _validate(path)
+    _check_model(store, header, path)
     old = set(store.all_ids()) if replace else set()
     written = 0
     batch: list[dict[str, Any]] = []
@@ -64,6 +67,18 @@ def import_collection(store: ChunkStore, path: Path, replace: bool = False) -> i
         raise RagError(f"export {path} changed while it was imported: {written} of {header['chunks']} chunks written, nothing deleted")
     store.delete_ids(sorted(old))
     return written
+
+
+def _check_model(store: ChunkStore, header: dict[str, Any], path: Path) -> None:
+    """The backup's vectors must come from the collection's embedding model; an empty collection takes the backup's."""
+    model, dimension = header.get("embed_model"), header.get("embed_dim")
+    if not model:
+        return  # a backup from before models were recorded
+    ours, our_dim = store.model()
+    if store.count() and ours and (ours, our_dim) != (model, dimension) and our_dim is not None:
+        raise RagError(f"export {path} holds vectors of the embedding model {model} ({dimension}-d), but collection "
+                       f"{store.settings.collection!r} uses {ours} ({our_dim}-d): import it into an empty collection")
+    store.record_model(model, dimension)
 
 
 def _validate(path: Path) -> dict[str, Any]:

@@ -110,11 +110,19 @@ def _components(settings: Settings | None = None) -> Components:
 @friendly_errors
 def ingest(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or folders to ingest (default: seeds/).")] = None,
-    prune: Annotated[bool, typer.Option("--prune", help="Remove documents whose source file is gone.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove documents under these folders whose file is gone.")] = False,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Drop the whole collection first and embed these documents again (after changing the embedding model).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (with the lines cleaning dropped per document).")] = False,
 ) -> None:
     """Chunk, embed and store documents (.txt .md .html .pdf). Unchanged files are skipped."""
-    report = _components().ingestor.ingest_paths(paths or [DEFAULT_SEEDS], prune=prune, progress=sys.stderr.isatty())
+    from rag.ingestion.pipeline import discover
+
+    parts = _components()
+    paths = paths or [DEFAULT_SEEDS]
+    if reindex:
+        discover(paths)  # every path must exist before anything is dropped
+        parts.index.reset()
+    report = parts.ingestor.ingest_paths(paths, prune=prune, progress=sys.stderr.isatty())
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:

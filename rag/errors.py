@@ -25,6 +25,14 @@ class StoreUnavailable(RagError):
     """The vector store (e.g. a Chroma server) cannot be reached."""
 
 
+class EmbeddingModelMismatch(StoreUnavailable):
+    """The collection's vectors were made by another embedding model than the configured one."""
+
+
+class DocumentConflict(DocumentError):
+    """Another source already owns this document id (a collision is refused, never merged)."""
+
+
 class EmptyIndex(RagError):
     """Nothing has been ingested yet."""
 

@@ -12,11 +12,13 @@ import os
 import re
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rag.components import Components
 from rag.ingestion.metadata import doc_id_for
+from rag.ingestion.pipeline import UPLOAD, PreparedDocument
 from rag.ingestion.readers import check_size, check_supported
 from service.errors import ServiceError
 
@@ -28,15 +30,19 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def safe_filename(name: str | None) -> str:
     """The last path component of an uploaded name, reduced to ``[A-Za-z0-9._-]`` (no traversal, no hidden files).
 
-    The extension is split off first, so it survives a stem with nothing usable in it (``отчёт.md``); such a
-    stem becomes ``upload-<hash of the original>``, so two different names never share one stored file.
+    A name that is already plain is kept as it is. Any other gets a short hash of the original added
+    (``My Report.md`` -> ``My_Report-1f0c5e2a.md``), so two different names never share one stored file or
+    document id; the extension is split off first, so it survives a stem with nothing usable in it (``отчёт.md``).
     """
-    base = unicodedata.normalize("NFKC", name or "").replace("\\", "/").rsplit("/", 1)[-1].strip("._ ")
+    original = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = unicodedata.normalize("NFKC", original).replace("\\", "/").rsplit("/", 1)[-1].strip("._ ")
     stem, suffix = os.path.splitext(base)
-    clean = _UNSAFE.sub("_", stem).strip("._ ")[:MAX_NAME_CHARS]
-    if not clean:
-        clean = f"upload-{hashlib.sha256(stem.encode('utf-8', 'surrogatepass')).hexdigest()[:12]}" if stem else "upload"
-    return clean + _UNSAFE.sub("_", suffix).lower()
+    suffix = _UNSAFE.sub("_", suffix).lower()
+    clean = _UNSAFE.sub("_", stem).strip("._ ")[:MAX_NAME_CHARS] or "upload"
+    if clean + suffix == original:
+        return original
+    digest = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{clean}-{digest}{suffix}"
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -44,6 +50,16 @@ def _inside(path: Path, folder: Path) -> bool:
         return path.resolve().is_relative_to(folder.resolve())
     except (OSError, ValueError):
         return False
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """An upload read and chunked, not yet written: its stored name, final path, bytes and prepared document."""
+
+    name: str
+    final: Path
+    data: bytes
+    doc: PreparedDocument
 
 
 class DocumentService:
@@ -70,23 +86,29 @@ class DocumentService:
     def find(self, doc_id: str) -> dict[str, Any] | None:
         return next((d for d in self.components.store.documents() if d.get("doc_id") == doc_id), None)
 
-    def upload(self, filename: str | None, data: bytes) -> dict[str, Any]:
-        """Ingest from memory, then keep the file (written atomically: a failed ingest leaves no file behind).
+    def prepare_upload(self, filename: str | None, data: bytes) -> PendingUpload:
+        """Check, read, clean and chunk an upload: the slow half, run before the documents lock is taken.
 
-        The document id comes from the file name: uploading the same name again replaces that document.
+        The document id is the stored file name: uploading the same name again replaces that document.
         """
         name = safe_filename(filename)
         check_supported(name)
         check_size(name, len(data), self.components.settings.max_upload_bytes)
-        doc_id = doc_id_for(Path(name), None)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
         final = self.uploads_dir / name
         if final.resolve().parent != self.uploads_dir.resolve():  # unreachable after safe_filename; the last guard
             raise ServiceError(400, f"invalid file name {name!r}", "invalid_filename", param="file")
-        report = self.components.ingestor.ingest_bytes(data, name, doc_id, str(final.resolve()))
+        doc = self.components.ingestor.prepare_bytes(data, name, doc_id_for(Path(name), None), str(final.resolve()), UPLOAD)
+        return PendingUpload(name, final, data, doc)
+
+    def store_upload(self, pending: PendingUpload) -> dict[str, Any]:
+        """Write a prepared upload into the index, then keep the file (written atomically: a refused or failed ingest
+        leaves no file behind). Run under the documents lock."""
+        doc_id, final = pending.doc.doc_id, pending.final
+        report = self.components.ingestor.write_prepared(pending.doc)
         tmp = self.uploads_dir / f".upload-{uuid.uuid4().hex}{final.suffix}"
         try:
-            tmp.write_bytes(data)
+            tmp.write_bytes(pending.data)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -94,7 +116,11 @@ class DocumentService:
         status = "added" if report.added else "updated" if report.updated else "unchanged"
         log.info("document uploaded", extra={"doc_id": doc_id, "status": status, "chunks": report.chunks_written})
         return {**self.describe(self.find(doc_id) or {"doc_id": doc_id}), "status": status,
-                "chunks_written": report.chunks_written, "filename": name}
+                "chunks_written": report.chunks_written, "filename": pending.name}
+
+    def upload(self, filename: str | None, data: bytes) -> dict[str, Any]:
+        """``prepare_upload`` then ``store_upload`` (callers that hold no lock)."""
+        return self.store_upload(self.prepare_upload(filename, data))
 
     def delete(self, doc_id: str) -> dict[str, Any]:
         """Remove a document's chunks, and its uploaded file if it was uploaded here."""

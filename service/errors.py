@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import (
+    DocumentConflict,
     DocumentError,
     DocumentTooLarge,
     EmptyDocument,
@@ -41,6 +42,7 @@ RAG_ERRORS: list[tuple[type[RagError], int, str, str]] = [
     (UnsupportedDocumentType, 415, INVALID, "unsupported_media_type"),
     (DocumentTooLarge, 413, INVALID, "file_too_large"),
     (EmptyDocument, 400, INVALID, "empty_file"),
+    (DocumentConflict, 409, INVALID, "document_conflict"),
     (DocumentError, 400, INVALID, "invalid_document"),
     (EmptyIndex, 409, INVALID, "empty_index"),
     (StoreUnavailable, 503, SERVER, "store_unavailable"),

@@ -15,10 +15,10 @@ from tests.fixtures.paths import SEEDS
 pytestmark = pytest.mark.llm
 
 ANSWERABLE = [
-    ("Who has led ISIS-K since 2020?", "muhajir", "002_2399800fba452946"),
-    ("What was the final death toll of the March 2017 attack on the military hospital in Kabul?", "38", "000_bc66558d9afb2305"),
-    ("How many attacks per month has IS-K averaged since the Taliban took control?", "14", "004_1dece5685c29ddfe"),
-    ("Which ISIS news agency claimed credit for the Kabul military hospital attack?", "amaq", "000_bc66558d9afb2305"),
+    ("Who has led ISIS-K since 2020?", "muhajir", "002_2399800fba452946.txt"),
+    ("What was the final death toll of the March 2017 attack on the military hospital in Kabul?", "38", "000_bc66558d9afb2305.txt"),
+    ("How many attacks per month has IS-K averaged since the Taliban took control?", "14", "004_1dece5685c29ddfe.txt"),
+    ("Which ISIS news agency claimed credit for the Kabul military hospital attack?", "amaq", "000_bc66558d9afb2305.txt"),
 ]
 UNANSWERABLE = ["What is the capital of Peru?", "Who wrote the novel Pride and Prejudice?"]
 
@@ -60,7 +60,7 @@ def test_followup_uses_history(answerer) -> None:  # type: ignore[no-untyped-def
 def test_extractive_backend_answers_without_llm(answerer) -> None:  # type: ignore[no-untyped-def]
     answer = answerer.ask("Who has led ISIS-K since 2020?", backend="extractive")
     assert answer.backend == "extractive" and "Muhajir" in answer.answer
-    assert answer.citations[0].doc_id == "002_2399800fba452946" and answer.prompt_tokens == 0
+    assert answer.citations[0].doc_id == "002_2399800fba452946.txt" and answer.prompt_tokens == 0
     peru = answerer.ask("What is the capital of Peru?", backend="extractive")
     assert peru.abstained
 
@@ -71,7 +71,7 @@ def test_cli_ask_json_and_errors(tmp_path: Path, model_path: Path) -> None:
     res = run_cli(["ask", "Who has led ISIS-K since 2020?", "--json"], tmp_path, env=env)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
-    assert "Muhajir" in data["answer"] and data["citations"][0]["doc_id"] == "002_2399800fba452946"
+    assert "Muhajir" in data["answer"] and data["citations"][0]["doc_id"] == "002_2399800fba452946.txt"
     assert set(data["timings"]) >= {"retrieve_ms", "generate_ms", "verify_ms"}
     plain = run_cli(["ask", "Who has led ISIS-K since 2020?", "--backend", "extractive"], tmp_path, env=env)
     assert plain.returncode == 0 and "Sources" in plain.stdout and "Prospects for ISIS in Afghanistan" in plain.stdout

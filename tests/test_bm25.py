@@ -114,11 +114,11 @@ def test_store_changes_by_another_process_are_synced_as_a_difference(tmp_path: P
     shutil.copy(SEEDS / "002_2399800fba452946.txt", docs)
     writer = Components(settings, embedder=embedder)
     report = writer.ingestor.ingest_paths([docs])
-    assert report.added == ["002_2399800fba452946"]
+    assert report.added == ["002_2399800fba452946.txt"]
     stats = reader.lexical.sync(save=False)
     assert stats.added == report.chunks_written and stats.removed == 0
-    assert reader.search("Shahab al-Muhajir", k=1, mode="bm25")[0].doc_id == "002_2399800fba452946"
-    writer.index.delete_document("002_2399800fba452946")
+    assert reader.search("Shahab al-Muhajir", k=1, mode="bm25")[0].doc_id == "002_2399800fba452946.txt"
+    writer.index.delete_document("002_2399800fba452946.txt")
     assert reader.lexical.sync(save=False).removed == report.chunks_written
     assert len(reader.bm25()) == before
 
@@ -134,11 +134,11 @@ def test_a_replacement_with_as_many_chunks_is_noticed_without_an_explicit_sync(t
     settings = make_settings(tmp_path / "data", bm25_refresh_seconds=0)
     Components(settings, embedder=embedder).ingestor.ingest_paths([docs])
     reader = Components(settings, embedder=embedder).retriever
-    assert reader.search("zebracorn", k=1, mode="bm25")[0].doc_id == "note"
+    assert reader.search("zebracorn", k=1, mode="bm25")[0].doc_id == "note.txt"
     note.write_text("Field notes. The quasarwing migration was observed near the river in spring.")
-    assert Components(settings, embedder=embedder).ingestor.ingest_paths([docs]).updated == ["note"]
+    assert Components(settings, embedder=embedder).ingestor.ingest_paths([docs]).updated == ["note.txt"]
     assert reader.store.count() == 1  # same count: only the newest id tells the reader
-    assert reader.search("quasarwing", k=1, mode="bm25")[0].doc_id == "note"
+    assert reader.search("quasarwing", k=1, mode="bm25")[0].doc_id == "note.txt"
     assert reader.search("zebracorn", k=1, mode="bm25") == []
 
 

@@ -23,7 +23,7 @@ CONFIG = load_config(ROOT / "eval" / "eval.toml")
 def test_gold_sets_are_valid_and_quotes_really_occur(set_name: str) -> None:
     eval_set = CONFIG.sets[set_name]
     gold = load_gold(ROOT / eval_set.gold)
-    docs = {p.stem: read_document(p.read_bytes(), p.name).text for p in (ROOT / eval_set.docs).iterdir()}
+    docs = {p.name: read_document(p.read_bytes(), p.name).text for p in (ROOT / eval_set.docs).iterdir()}
     for q in gold:
         for e in q.evidence:
             assert e.doc_id in docs, (q.id, e.doc_id)
@@ -38,7 +38,7 @@ def test_seed_gold_set_coverage() -> None:
     assert {"factoid", "numeric", "date", "list", "paraphrase", "multi_doc", "conflict"} <= set(types)
     first = gold[0]
     assert first.question == "Who has led ISIS-K since 2020?" and "Shahab al-Muhajir" in first.answers
-    assert first.evidence[0].doc_id == "002_2399800fba452946"
+    assert first.evidence[0].doc_id == "002_2399800fba452946.txt"
 
 
 def test_text_metrics_follow_squad_normalization() -> None:

@@ -29,6 +29,6 @@ def test_no_history_or_standalone_question_unchanged() -> None:
 def test_rewritten_followup_retrieves_the_right_document(retriever) -> None:  # type: ignore[no-untyped-def]
     plain = retriever.search("Which country is he from?", k=3)
     rewritten = retriever.search(standalone_question("Which country is he from?", HISTORY), k=3)
-    assert rewritten[0].doc_id == "002_2399800fba452946"
+    assert rewritten[0].doc_id == "002_2399800fba452946.txt"
     assert any("Muhajir" in p.text for p in rewritten)
     assert not any("Muhajir" in p.text for p in plain[:1])

@@ -40,14 +40,14 @@ def test_changed_file_replaces_exactly_its_chunks(components_factory, seeds_copy
     target = seeds_copy / "001_d166f26fbc2a0a2c.txt"
     target.write_text(target.read_text(encoding="utf-8") + "\n\nA new paragraph says the lighthouse keeper is Marta Quill.\n", encoding="utf-8")
     report = ing.ingest_paths([seeds_copy])
-    assert report.updated == ["001_d166f26fbc2a0a2c"] and len(report.unchanged) == 4
+    assert report.updated == ["001_d166f26fbc2a0a2c.txt"] and len(report.unchanged) == 4
     after = per_doc_counts(ing.store)
     for doc_id, n in before.items():
-        if doc_id != "001_d166f26fbc2a0a2c":
+        if doc_id != "001_d166f26fbc2a0a2c.txt":
             assert after[doc_id] == n
-    ids = [cid for cid in ing.store.all_ids() if cid.startswith("001_")]
+    ids = [cid for cid in ing.store.all_ids() if cid.startswith("001_d166f26fbc2a0a2c.txt::")]
     assert len({parse_chunk_id(c)[1] for c in ids}) == 1, "old version's chunks remain"
-    texts = [t for page in ing.store.pages(("documents",), where={"doc_id": "001_d166f26fbc2a0a2c"}) for t in page.texts]
+    texts = [t for page in ing.store.pages(("documents",), where={"doc_id": "001_d166f26fbc2a0a2c.txt"}) for t in page.texts]
     assert any("Marta Quill" in t for t in texts)
 
 
@@ -56,27 +56,27 @@ def test_prune_removes_documents_whose_files_are_gone(components_factory, seeds_
     ing = parts.ingestor
     ing.ingest_paths([seeds_copy])
     total = ing.store.count()
-    gone = per_doc_counts(ing.store)["004_1dece5685c29ddfe"]
+    gone = per_doc_counts(ing.store)["004_1dece5685c29ddfe.txt"]
     (seeds_copy / "004_1dece5685c29ddfe.txt").unlink()
     no_prune = ing.ingest_paths([seeds_copy])
     assert ing.store.count() == total and not no_prune.pruned
     pruned = ing.ingest_paths([seeds_copy], prune=True)
-    assert pruned.pruned == ["004_1dece5685c29ddfe"]
+    assert pruned.pruned == ["004_1dece5685c29ddfe.txt"]
     assert ing.store.count() == total - gone
     # BM25 follows the store
     retr = parts.retriever
-    assert all(p.doc_id != "004_1dece5685c29ddfe" for p in retr.search("Dragonfly TerrorismTracker", mode="bm25"))
+    assert all(p.doc_id != "004_1dece5685c29ddfe.txt" for p in retr.search("Dragonfly TerrorismTracker", mode="bm25"))
 
 
 def test_delete_removes_document_everywhere(components_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
     parts = components_factory()
     parts.ingestor.ingest_paths([seeds_copy])
     retr = parts.retriever
-    assert retr.search("Shahab al-Muhajir", k=1, mode="bm25")[0].doc_id == "002_2399800fba452946"
-    assert parts.index.delete_document("002_2399800fba452946") > 0
+    assert retr.search("Shahab al-Muhajir", k=1, mode="bm25")[0].doc_id == "002_2399800fba452946.txt"
+    assert parts.index.delete_document("002_2399800fba452946.txt") > 0
     retr.refresh()
     for mode in ("bm25", "dense", "hybrid"):
-        assert all(p.doc_id != "002_2399800fba452946" for p in retr.search("Shahab al-Muhajir", k=10, mode=mode))
+        assert all(p.doc_id != "002_2399800fba452946.txt" for p in retr.search("Shahab al-Muhajir", k=10, mode=mode))
 
 
 def test_failed_files_are_reported_not_fatal(components_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
@@ -200,3 +200,107 @@ def test_cli_ingest_json_lists_dropped_lines(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert list(report["dropped"].values()) == [["Share this article", "Copyright 2024 Kellsmouth Lettings Ltd."]]
+
+
+# -- document ids and --prune (issue 13, items 1 and 2) ----------------------------------------------
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _doc_ids(store) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(d["doc_id"] for d in store.documents())
+
+
+LONG = "a-very-long-file-name-that-goes-on-and-on-about-the-kellsmouth-harbour-and-its-boats-"
+SIMILAR = {  # names the old scheme (stem, lower-cased, cut at 80 characters) turned into one id per pair
+    "report.md": "Report one\n\nThe harbour master is Ada Quill.\n",
+    "report.txt": "Report two\n\nThe ferry runs twice a day.\n",
+    "Notes.md": "Notes one\n\nThe lighthouse is painted white.\n",
+    "notes.md": "Notes two\n\nThe oyster festival is in May.\n",
+    f"{LONG}2019.md": "Long one\n\nThe breakwater was built in 1901.\n",
+    f"{LONG}2020.md": "Long two\n\nThe breakwater was rebuilt in 1988.\n",
+    "sub/notes.md": "Notes three\n\nThe branch line closed in 1964.\n",
+}
+
+
+def test_document_ids_are_unique_per_source_and_stable(components_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Ids keep the relative path with case and extension: no two files share one, and a second run changes nothing.
+    A flush group of one chunk makes every pair cross groups (the old code then crashed with KeyError)."""
+    folder = _write(tmp_path / "docs", SIMILAR)
+    ing = components_factory(ingest_flush_chunks=1).ingestor
+    first = ing.ingest_paths([folder])
+    assert sorted(first.added) == sorted(SIMILAR) and not first.failed
+    assert _doc_ids(ing.store) == sorted(SIMILAR)
+    ids = sorted(ing.store.all_ids())
+    second = ing.ingest_paths([folder])
+    assert sorted(second.unchanged) == sorted(SIMILAR) and not second.changed
+    assert sorted(ing.store.all_ids()) == ids
+    texts = " ".join(t for page in ing.store.pages(("documents",)) for t in page.texts)
+    for text in SIMILAR.values():
+        assert text.split("\n\n")[1].strip() in texts
+
+
+def test_the_same_relative_path_under_two_roots_is_refused_not_merged(components_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a = _write(tmp_path / "a", {"notes.md": "Notes A\n\nThe harbour master is Ada Quill.\n"})
+    b = _write(tmp_path / "b", {"notes.md": "Notes B\n\nThe ferry runs twice a day.\n"})
+    ing = components_factory().ingestor
+    both = ing.ingest_paths([a, b])
+    assert both.added == ["notes.md"] and list(both.failed) == [str(b / "notes.md")]
+    assert "common parent" in both.failed[str(b / "notes.md")]
+    ids = sorted(ing.store.all_ids())
+    later = ing.ingest_paths([b])  # a/notes.md still exists: b's file may not take its id
+    assert not later.changed and str(a / "notes.md") in later.failed[str(b / "notes.md")]
+    assert sorted(ing.store.all_ids()) == ids and ing.store.documents()[0]["source"] == str(a / "notes.md")
+    # The common parent gives each its own id.
+    parent = ing.ingest_paths([tmp_path])
+    assert sorted(parent.added) == ["a/notes.md", "b/notes.md"] and parent.rekeyed == {"notes.md": "a/notes.md"}
+    assert _doc_ids(ing.store) == ["a/notes.md", "b/notes.md"]
+
+
+def test_old_style_ids_are_rekeyed_on_the_next_ingest(components_factory, seeds_copy: Path) -> None:  # type: ignore[no-untyped-def]
+    """A collection written under the old scheme (``002_2399800fba452946``) is re-keyed on the next run: each
+    source ends up with one document under its new id, nothing duplicated, BM25 equal to the store."""
+    parts = components_factory()
+    ing = parts.ingestor
+    ing.ingest_paths([seeds_copy])
+    fresh = sorted(ing.store.all_ids())
+    rows = next(ing.store.pages(("documents", "metadatas", "embeddings")))
+    old_ids = [cid.replace(".txt::", "::", 1) for cid in rows.ids]
+    metas = [{**m, "doc_id": m["doc_id"].removesuffix(".txt")} for m in rows.metadatas]
+    for m in metas:
+        m.pop("origin", None)
+    ing.store.delete_ids(rows.ids)
+    ing.store.upsert(old_ids, rows.embeddings, rows.texts, metas)  # type: ignore[arg-type]
+    parts.index.lexical.sync()
+    assert _doc_ids(ing.store) == sorted(p.stem for p in seeds_copy.iterdir())
+    report = components_factory().ingestor.ingest_paths([seeds_copy])
+    assert report.rekeyed == {p.stem: p.name for p in seeds_copy.iterdir()}
+    assert sorted(ing.store.all_ids()) == fresh
+    assert _doc_ids(ing.store) == sorted(p.name for p in seeds_copy.iterdir())
+    assert parts.index.lexical.current().ids == set(fresh)
+
+
+def test_prune_touches_only_the_roots_being_ingested(components_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Moving a folder and re-ingesting it updates the sources; pruning another folder leaves it alone, and so
+    are documents outside the roots whose file is gone (another worker's uploads)."""
+    docs = _write(tmp_path / "docs", {"keep.md": "Keep\n\nThe harbour master is Ada Quill.\n",
+                                      "gone.md": "Gone\n\nThe ferry runs twice a day.\n"})
+    other = _write(tmp_path / "other", {"x.md": "Other\n\nThe lighthouse is painted white.\n",
+                                        "y.md": "Other two\n\nThe breakwater was built in 1901.\n"})
+    ing = components_factory().ingestor
+    ing.ingest_paths([docs])
+    moved = docs.rename(tmp_path / "moved")
+    again = ing.ingest_paths([moved])
+    assert sorted(again.unchanged) == ["gone.md", "keep.md"] and again.chunks_written == 0
+    assert {d["source"] for d in ing.store.documents()} == {str(moved / "gone.md"), str(moved / "keep.md")}
+    (moved / "gone.md").unlink()
+    ing.ingest_paths([other])
+    (other / "y.md").unlink()
+    pruned = ing.ingest_paths([other], prune=True)
+    assert pruned.pruned == ["y.md"]
+    assert _doc_ids(ing.store) == ["gone.md", "keep.md", "x.md"]
+    assert ing.ingest_paths([moved], prune=True).pruned == ["gone.md"]
+    assert _doc_ids(ing.store) == ["keep.md", "x.md"]

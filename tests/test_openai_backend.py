@@ -26,7 +26,7 @@ def test_openai_backend_answers_through_real_server(llm_settings, embedder, llam
     settings = llm_settings.model_copy(update={"llm_backend": "openai", "llm_base_url": llama_server, "llm_model": LLAMA_ALIAS})
     answer = Components(settings, embedder=embedder).answerer.ask("Who has led ISIS-K since 2020?")
     assert answer.backend == "openai" and answer.fallback_reason is None
-    assert "Muhajir" in answer.answer and answer.citations[0].doc_id == "002_2399800fba452946"
+    assert "Muhajir" in answer.answer and answer.citations[0].doc_id == "002_2399800fba452946.txt"
     assert answer.completion_tokens > 3
 
 

@@ -66,9 +66,10 @@ def test_seed_titles_and_authors() -> None:
     assert derive_author(text4, derive_title(text4)) == "Cvete Koneska"
 
 
-def test_doc_id_is_relative_path_slug(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    assert doc_id_for(tmp_path / "sub" / "My File.txt", tmp_path) == "sub-my-file"
-    assert doc_id_for(SEEDS / "000_bc66558d9afb2305.txt", SEEDS) == "000_bc66558d9afb2305"
+def test_doc_id_is_the_relative_path_with_case_and_extension(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert doc_id_for(tmp_path / "sub" / "My File.txt", tmp_path) == "sub/My File.txt"
+    assert doc_id_for(SEEDS / "000_bc66558d9afb2305.txt", SEEDS) == "000_bc66558d9afb2305.txt"
+    assert doc_id_for(tmp_path / "Report.PDF", None) == "Report.PDF"
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])

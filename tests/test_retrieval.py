@@ -20,7 +20,7 @@ GOLD_QUESTION = "Who has led ISIS-K since 2020?"
 def test_gold_question_rank_one_in_hybrid(retriever) -> None:  # type: ignore[no-untyped-def]
     top = retriever.search(GOLD_QUESTION, k=5, mode="hybrid")
     assert "Shahab al-Muhajir" in top[0].text
-    assert top[0].doc_id == "002_2399800fba452946"
+    assert top[0].doc_id == "002_2399800fba452946.txt"
     assert [p.rank for p in top] == [1, 2, 3, 4, 5]
     assert top[0].score >= top[1].score
 

@@ -26,7 +26,7 @@ from tests.fixtures.servers import LLAMA_ALIAS, chroma_server, llama_server, rag
 pytestmark = [pytest.mark.server, pytest.mark.llm]
 
 QUESTION = "Who has led ISIS-K since 2020?"
-LEADER_DOC = "002_2399800fba452946"  # Arkadiusz Legieć, "Prospects for ISIS in Afghanistan"
+LEADER_DOC = "002_2399800fba452946.txt"  # Arkadiusz Legieć, "Prospects for ISIS in Afghanistan"
 LEADER_TEXT = "Shahab al-Muhajir"
 REFRESH_SECONDS = 1.0
 VISIBLE_WITHIN = 60.0  # seconds a change made through A may take to show on B (refresh + BM25 sync, 2 busy cores)
@@ -96,7 +96,7 @@ def test_two_workers_share_chroma_and_model_server(cluster: Cluster, figure: Cal
     a, b = cluster.a, cluster.b
     figures: dict[str, float] = {}
     seeds = sorted(SEEDS.glob("*.txt"))
-    leader_file = SEEDS / f"{LEADER_DOC}.txt"
+    leader_file = SEEDS / LEADER_DOC
     assert len(seeds) == 5 and leader_file in seeds
 
     # Four documents through A; B answers searches over them, which builds B's BM25 cache from Chroma.
@@ -121,7 +121,7 @@ def test_two_workers_share_chroma_and_model_server(cluster: Cluster, figure: Cal
 
     docs = httpx.get(f"{b}/v1/documents", timeout=30).json()
     assert docs["count"] == 5
-    assert {d["doc_id"] for d in docs["documents"]} == {p.stem for p in seeds}
+    assert {d["doc_id"] for d in docs["documents"]} == {p.name for p in seeds}
     # The uploaded files live in A's data dir only; B sees their metadata through Chroma.
     assert sorted(p.name for p in (cluster.a_dir / "uploads").iterdir()) == [p.name for p in seeds]
     assert not (cluster.b_dir / "uploads").exists()
@@ -191,14 +191,14 @@ def test_replaced_document_reaches_other_workers_bm25(cluster: Cluster) -> None:
         return httpx.post(f"{cluster.a}/v1/documents", files={"file": ("field-notes.txt", body, "text/plain")}, timeout=120)
 
     assert post(old).status_code in (200, 201)
-    wait_for(lambda: [p for p in search(cluster.b, "zebracorn", mode="bm25") if p["doc_id"] == "field-notes"] or None,
+    wait_for(lambda: [p for p in search(cluster.b, "zebracorn", mode="bm25") if p["doc_id"] == "field-notes.txt"] or None,
              VISIBLE_WITHIN, "first version on B (bm25)")
     res = post(new)
     assert res.status_code == 200 and res.json()["status"] == "updated", res.text
     try:
         # Same chunk count, new ids: the store's (count, newest id) version tells B to sync.
-        wait_for(lambda: [p for p in search(cluster.b, "quasarwing", mode="bm25") if p["doc_id"] == "field-notes"] or None,
+        wait_for(lambda: [p for p in search(cluster.b, "quasarwing", mode="bm25") if p["doc_id"] == "field-notes.txt"] or None,
                  10 * REFRESH_SECONDS, "new version on B (bm25)")
-        assert not [p for p in search(cluster.b, "zebracorn", mode="bm25") if p["doc_id"] == "field-notes"]
+        assert not [p for p in search(cluster.b, "zebracorn", mode="bm25") if p["doc_id"] == "field-notes.txt"]
     finally:
-        httpx.delete(f"{cluster.a}/v1/documents/field-notes", timeout=120)
+        httpx.delete(f"{cluster.a}/v1/documents/field-notes.txt", timeout=120)

@@ -22,15 +22,15 @@ pytestmark = pytest.mark.server
 # (question, expected text in the answer (lowercase), cited doc) answered by the extractive backend.
 EXTRACTIVE = [
     (LEADER_Q, "muhajir", LEADER_DOC),
-    ("How many attacks per month has IS-K averaged since the Taliban took control?", "14 attacks", "004_1dece5685c29ddfe"),
+    ("How many attacks per month has IS-K averaged since the Taliban took control?", "14 attacks", "004_1dece5685c29ddfe.txt"),
     ("How many fighters does IS-K have?", "2,000", LEADER_DOC),
     ("What is the capital of Peru?", None, None),  # abstains
 ]
 # Answered by the real model (see tests/test_answering.py).
 REAL = [
     (LEADER_Q, "muhajir", LEADER_DOC),
-    ("What was the final death toll of the March 2017 attack on the military hospital in Kabul?", "38", "000_bc66558d9afb2305"),
-    ("How many attacks per month has IS-K averaged since the Taliban took control?", "14", "004_1dece5685c29ddfe"),
+    ("What was the final death toll of the March 2017 attack on the military hospital in Kabul?", "38", "000_bc66558d9afb2305.txt"),
+    ("How many attacks per month has IS-K averaged since the Taliban took control?", "14", "004_1dece5685c29ddfe.txt"),
 ]
 
 

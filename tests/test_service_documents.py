@@ -26,7 +26,7 @@ def test_documents_list(url: str) -> None:
     res = httpx.get(f"{url}/v1/documents")
     assert res.status_code == 200
     docs = {d["doc_id"]: d for d in res.json()["documents"]}
-    assert {p.stem for p in SEEDS.glob("*.txt")} <= set(docs)
+    assert {p.name for p in SEEDS.glob("*.txt")} <= set(docs)
     assert docs[LEADER_DOC]["title"] == "Prospects for ISIS in Afghanistan" and not docs[LEADER_DOC]["uploaded"]
 
 
@@ -47,31 +47,33 @@ def test_upload_search_and_delete(api_server: tuple[str, Path]) -> None:
     res = httpx.post(f"{url}/v1/documents", files={"file": ("quillon lights.txt", txt.encode(), "text/plain")}, timeout=120)
     assert res.status_code == 201, res.text
     up_txt = res.json()
-    assert up_txt["doc_id"] == "quillon_lights" and up_txt["status"] == "added" and up_txt["uploaded"]
+    txt_id = up_txt["doc_id"]  # a name that needed cleaning keeps a short hash of the original: quillon_lights-<hash>.txt
+    assert txt_id.startswith("quillon_lights-") and txt_id.endswith(".txt") and txt_id == up_txt["filename"]
+    assert up_txt["status"] == "added" and up_txt["uploaded"]
     assert up_txt["title"] == "Lighthouses of Quillon"
     res = httpx.post(f"{url}/v1/documents", files={"file": ("orchard.html", html.encode(), "text/html")}, timeout=120)
     assert res.status_code == 201, res.text
     up_html = res.json()
-    assert up_html["doc_id"] == "orchard" and up_html["title"] == "Frobnitz Orchard Report"
+    assert up_html["doc_id"] == "orchard.html" and up_html["title"] == "Frobnitz Orchard Report"
 
     uploads = data_dir / "uploads"
-    assert (uploads / "quillon_lights.txt").read_text() == txt and (uploads / "orchard.html").is_file()
+    assert (uploads / txt_id).read_text() == txt and (uploads / "orchard.html").is_file()
     # Searchable at once, by words (BM25 refreshed) and by meaning.
     for mode in ("bm25", "hybrid"):
-        assert _search_texts(url, "Zorblax lighthouse teal", mode)[0]["doc_id"] == "quillon_lights"
-        assert _search_texts(url, "Frobnitz blue pears", mode)[0]["doc_id"] == "orchard"
+        assert _search_texts(url, "Zorblax lighthouse teal", mode)[0]["doc_id"] == txt_id
+        assert _search_texts(url, "Frobnitz blue pears", mode)[0]["doc_id"] == "orchard.html"
     assert "scriptword" not in json.dumps(_search_texts(url, "scriptword menu", "bm25"))
     again = httpx.post(f"{url}/v1/documents", files={"file": ("quillon lights.txt", txt.encode(), "text/plain")}, timeout=120)
     assert again.status_code == 200 and again.json()["status"] == "unchanged"
     listed = {d["doc_id"]: d for d in httpx.get(f"{url}/v1/documents").json()["documents"]}
-    assert listed["orchard"]["uploaded"] and listed["quillon_lights"]["n_chunks"] >= 1
+    assert listed["orchard.html"]["uploaded"] and listed[txt_id]["n_chunks"] >= 1
 
     answer = httpx.post(f"{url}/v1/ask", json={"question": "What colour was the Zorblax lighthouse painted in 1987?",
                                                 "backend": "extractive"}, timeout=120).json()
-    assert "teal" in answer["answer"] and answer["citations"][0]["doc_id"] == "quillon_lights"
+    assert "teal" in answer["answer"] and answer["citations"][0]["doc_id"] == txt_id
 
-    for doc_id, query, name in (("quillon_lights", "Zorblax lighthouse teal", "quillon_lights.txt"),
-                                ("orchard", "Frobnitz blue pears", "orchard.html")):
+    for doc_id, query, name in ((txt_id, "Zorblax lighthouse teal", txt_id),
+                                ("orchard.html", "Frobnitz blue pears", "orchard.html")):
         res = httpx.delete(f"{url}/v1/documents/{doc_id}")
         assert res.status_code == 200 and res.json()["chunks_removed"] >= 1, res.text
         assert all(p["doc_id"] != doc_id for p in _search_texts(url, query, "bm25"))
@@ -97,7 +99,7 @@ def test_upload_rejections(url: str) -> None:
     not_multipart = httpx.post(f"{url}/v1/documents", json={"file": "x"}, timeout=30)
     assert 400 <= not_multipart.status_code < 500 and "error" in not_multipart.json()
     names = {d["doc_id"] for d in httpx.get(f"{url}/v1/documents").json()["documents"]}
-    assert not names & {"tool", "readme", "big", "huge", "empty", "binary", "blank"}
+    assert not names & {"tool.exe", "README", "big.txt", "huge.txt", "empty.txt", "binary.txt", "blank.md"}
 
 
 def test_upload_path_traversal_is_stored_inside_uploads(api_server: tuple[str, Path]) -> None:
@@ -106,13 +108,13 @@ def test_upload_path_traversal_is_stored_inside_uploads(api_server: tuple[str, P
     for name in ("../../evil.txt", "..\\..\\windows\\evil.txt", "/etc/evil.txt", ".hidden/../../evil.txt"):
         res = httpx.post(f"{url}/v1/documents", files={"file": (name, text, "text/plain")}, timeout=120)
         assert res.status_code in (200, 201), res.text
-        assert res.json()["doc_id"] == "evil" and res.json()["filename"] == "evil.txt"
+        assert res.json()["doc_id"] == "evil.txt" and res.json()["filename"] == "evil.txt"
     uploads = (data_dir / "uploads").resolve()
     stored = [p for p in data_dir.parent.rglob("evil*") if p.is_file()]
     assert stored == [uploads / "evil.txt"], stored
     assert not Path("/etc/evil.txt").exists()
     assert res.json()["source"] == str(uploads / "evil.txt")
-    assert httpx.delete(f"{url}/v1/documents/evil").status_code == 200
+    assert httpx.delete(f"{url}/v1/documents/evil.txt").status_code == 200
     assert not (uploads / "evil.txt").exists()
 
 

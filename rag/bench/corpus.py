@@ -21,10 +21,12 @@ from tqdm import tqdm
 
 from rag.errors import RagError
 from rag.ingestion.cleaning import clean_text
+from rag.ingestion.metadata import doc_id_for
 from rag.ingestion.readers import is_supported, read_document
 from rag.text import split_sentences
 
 DOCS_PER_FOLDER = 500
+ID_SCHEME = 2  # the doc ids the gold file names (2: relative path with extension); an older corpus is rewritten
 WORDS_PER_CHUNK = 62  # 96-token chunks with 16 overlap hold about 80 new tokens, ~62 words of this prose
 _NUMBER = re.compile(r"\b\d[\d,]*\b")
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-z]{2,}(?:[ -][A-Z][a-z]+)*")  # capitalized run not opening a sentence
@@ -138,7 +140,7 @@ def generate_corpus(folder: Path, chunks: int, sources: list[Path], seed: int = 
     marker = folder / "corpus.json"
     if marker.is_file():
         info = json.loads(marker.read_text())
-        if info.get("chunks") == chunks and info.get("seed") == seed:
+        if info.get("chunks") == chunks and info.get("seed") == seed and info.get("ids") == ID_SCHEME:
             return CorpusInfo(folder, info["documents"], info["planted"], info["estimated_chunks"])
     rng = random.Random(seed)
     names = _Names(rng)
@@ -161,7 +163,7 @@ def generate_corpus(folder: Path, chunks: int, sources: list[Path], seed: int = 
             body = "\n\n".join(" ".join(lines[i : i + 4]) for i in range(0, len(lines), 4))
             path.write_text(f"{title}\n\n{body}\n", encoding="utf-8")
             if documents % plant_every == 0:
-                questions[-1]["evidence"][0]["doc_id"] = "-".join([rel.parent.name, rel.stem])
+                questions[-1]["evidence"][0]["doc_id"] = doc_id_for(folder / "docs" / rel, folder / "docs")
             n = max(1, round(sum(len(s.split()) for s in lines) / WORDS_PER_CHUNK))
             estimated += n
             documents += 1
@@ -169,7 +171,7 @@ def generate_corpus(folder: Path, chunks: int, sources: list[Path], seed: int = 
     with (folder / "questions.jsonl").open("w", encoding="utf-8") as fh:
         for q in questions:
             fh.write(json.dumps(q) + "\n")
-    info = {"chunks": chunks, "seed": seed, "documents": documents, "planted": len(questions), "estimated_chunks": estimated}
+    info = {"chunks": chunks, "seed": seed, "ids": ID_SCHEME, "documents": documents, "planted": len(questions), "estimated_chunks": estimated}
     marker.write_text(json.dumps(info))
     return CorpusInfo(folder, documents, len(questions), estimated)
 

@@ -46,6 +46,11 @@ class ChunkIndex:
             self.lexical.sync()
         return len(ids)
 
+    def reset(self) -> None:
+        """Drop every chunk (store and BM25) and start an empty collection for the configured embedding model."""
+        self.store.reset()
+        self.lexical.rebuild()
+
     def is_empty(self) -> bool:
         """True when the collection holds no chunk (the count is cached for ``bm25_refresh_seconds``)."""
         return self.lexical.store_count() == 0

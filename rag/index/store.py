@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rag.errors import StoreUnavailable
+from rag.errors import EmbeddingModelMismatch, StoreUnavailable
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 GET_PAGE = 5000  # rows per collection.get() page when scanning everything
 ID_SEP = "::"
+MODEL_KEY, DIM_KEY = "embed_model", "embed_dim"  # collection metadata: the embedding model of its vectors
+REINDEX_HINT = ("re-index with `rag ingest --reindex PATH...` (drops this collection's chunks and embeds the documents "
+                "again with the configured model), or set RAG_EMBED_MODEL_PATH back")
 
 
 def chunk_id(doc_id: str, content_hash: str, index: int, total: int) -> str:
@@ -99,11 +102,61 @@ class ChunkStore:
             else:
                 settings.chroma_dir.mkdir(parents=True, exist_ok=True)
                 self.client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings())
-            self.collection = self.client.get_or_create_collection(
-                settings.collection, metadata={"hnsw:space": "cosine"}, embedding_function=None
-            )
+            self.collection = self._open()
         except Exception as exc:  # chromadb raises many types for connection failures
             raise StoreUnavailable(f"cannot open Chroma collection {settings.collection!r} at {self.location}: {exc}") from exc
+
+    def _open(self) -> Any:
+        from rag.embedding import model_identity
+
+        # The configured model is recorded when the collection is created (an existing one keeps its record).
+        return self.client.get_or_create_collection(
+            self.settings.collection, metadata={"hnsw:space": "cosine", MODEL_KEY: model_identity(self.settings)},
+            embedding_function=None,
+        )
+
+    # -- the embedding model of the vectors -------------------------------------------------------
+    def model(self) -> tuple[str | None, int | None]:
+        """(model identity, dimension) recorded for this collection's vectors (None: not recorded)."""
+        meta = self.collection.metadata or {}
+        return meta.get(MODEL_KEY), meta.get(DIM_KEY)
+
+    def bind_model(self, name: str, dimension: Callable[[], int]) -> None:
+        """Refuse to go on when the vectors come from another model than ``name``; record ``name`` and its dimension.
+
+        The identities are compared first, so a mismatch is found without loading the configured model
+        (``dimension`` loads it). A collection from before models were recorded is checked by its vectors' size.
+        """
+        stored, stored_dim = self.model()
+        label = f"{stored} ({stored_dim}-d)" if stored_dim else str(stored)
+        if stored is not None and stored != name:
+            raise EmbeddingModelMismatch(f"collection {self.settings.collection!r} holds vectors of the embedding model "
+                                         f"{label}, but the configured model is {name}: {REINDEX_HINT}")
+        dim = dimension()
+        have = stored_dim if stored_dim is not None else self._vector_size()
+        if have is not None and have != dim:
+            raise EmbeddingModelMismatch(f"collection {self.settings.collection!r} holds {have}-d vectors of another embedding "
+                                         f"model ({stored or 'not recorded'}), but the configured model {name} makes {dim}-d ones: {REINDEX_HINT}")
+        if (stored, stored_dim) != (name, dim):
+            self.record_model(name, dim)
+
+    def record_model(self, name: str, dimension: int | None) -> None:
+        """Record the embedding model of this collection's vectors (a restore records the backup's)."""
+        meta = {k: v for k, v in (self.collection.metadata or {}).items() if not k.startswith("hnsw:")}
+        meta[MODEL_KEY] = name
+        if dimension is not None:
+            meta[DIM_KEY] = dimension
+        self.collection.modify(metadata=meta)
+
+    def _vector_size(self) -> int | None:
+        got = self.collection.get(limit=1, include=["embeddings"])
+        embeddings = got.get("embeddings")
+        return len(embeddings[0]) if embeddings is not None and len(embeddings) else None
+
+    def reset(self) -> None:
+        """Drop the collection (every chunk and its model record) and create it empty for the configured model."""
+        self.client.delete_collection(self.settings.collection)
+        self.collection = self._open()
 
     @property
     def location(self) -> str:
@@ -165,10 +218,18 @@ class ChunkStore:
     def ids_of_doc(self, doc_id: str) -> list[str]:
         return list(self.collection.get(where={"doc_id": doc_id}, include=[])["ids"])
 
-    def documents(self) -> list[dict[str, Any]]:
-        """One metadata record per document (from its first chunk)."""
-        docs = [m for page in self.pages(("metadatas",), where={"chunk_index": 0}) for m in page.metadatas]
+    def documents(self, where: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """One metadata record per document (from its first chunk), of the documents matching ``where``."""
+        first: dict[str, Any] = {"chunk_index": 0}
+        docs = [m for page in self.pages(("metadatas",), where={"$and": [first, where]} if where else first) for m in page.metadatas]
         return sorted(docs, key=lambda m: m.get("doc_id", ""))
+
+    def update_metadata(self, ids: Sequence[str], changes: dict[str, Any]) -> None:
+        """Set ``changes`` in the metadata of chunks ``ids`` (text and vectors untouched)."""
+        for start in range(0, len(ids), GET_PAGE):
+            got = self.collection.get(ids=list(ids[start : start + GET_PAGE]), include=["metadatas"])
+            if got["ids"]:
+                self.collection.update(ids=list(got["ids"]), metadatas=[{**m, **changes} for m in got["metadatas"] or []])
 
     def get(self, ids: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
         got = self.collection.get(ids=ids, include=["documents", "metadatas"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -12,7 +11,6 @@ TITLE_FALLBACK_WORDS = 12
 _NAME_WORD = r"[A-Z][\w'’.-]+"
 _BYLINE = re.compile(rf"^\s*by:?\s+({_NAME_WORD}(?:\s+{_NAME_WORD}){{1,3}})\s*$", re.IGNORECASE)
 _NAME_LINE = re.compile(rf"^\s*({_NAME_WORD}(?:\s+{_NAME_WORD}){{1,3}})\s*$")
-_SLUG_STRIP = re.compile(r"[^a-z0-9_-]+")
 
 
 def derive_title(text: str, declared: str | None = None) -> str:
@@ -46,8 +44,10 @@ def derive_author(text: str, title: str) -> str | None:
 
 
 def doc_id_for(path: Path, root: Path | None) -> str:
-    """Stable id from the path relative to the ingested folder: ``seeds/a/b.txt`` -> ``a-b``."""
+    """The path relative to the ingested folder, case and extension kept: ``seeds/a/B.txt`` -> ``a/B.txt``.
+
+    Unique per file under one folder, and stable across runs and machines (moving the folder keeps it). A file
+    named on its own (or an upload) is its name.
+    """
     rel = path.relative_to(root) if root and path.is_relative_to(root) else Path(path.name)
-    stem = "-".join([*rel.parent.parts, rel.stem]) if rel.parent != Path(".") else rel.stem
-    slug = _SLUG_STRIP.sub("-", stem.lower()).strip("-")[:80]
-    return slug or "doc-" + hashlib.sha256(str(rel).encode()).hexdigest()[:12]
+    return rel.as_posix()

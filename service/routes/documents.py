@@ -34,16 +34,19 @@ async def upload_document(state: State, docs: Documents,
                           file: UploadFile = File(description="A .txt, .md, .html or .pdf file.")) -> JSONResponse:
     """Store the file under ``<data_dir>/uploads/`` (sanitized name), ingest it, and make it searchable at once.
 
-    The document id comes from the file name: uploading the same name again replaces that document.
+    The document id is the stored file name: uploading the same name again replaces that document; a name that
+    is the id of an ingested file is refused (409). The file is read and chunked before the documents lock is
+    taken, so a slow or hostile file never holds up other uploads and deletes; only the write holds it.
     """
     data = await file.read(state.settings.max_upload_bytes + 1)  # one byte over the limit is enough to refuse
+    pending = await run_in_threadpool(docs.prepare_upload, file.filename, data)
     async with state.docs_lock:
-        body = await run_in_threadpool(docs.upload, file.filename, data)
+        body = await run_in_threadpool(docs.store_upload, pending)
     state.metrics.uploads.labels(body["status"]).inc()
     return JSONResponse(body, status_code=201 if body["status"] == "added" else 200)
 
 
-@router.delete("/v1/documents/{doc_id}")
+@router.delete("/v1/documents/{doc_id:path}")  # ids of files in subfolders hold a slash
 async def delete_document(doc_id: str, state: State, docs: Documents) -> dict[str, Any]:
     """Remove a document's chunks (and its uploaded file, if it was uploaded)."""
     async with state.docs_lock:
