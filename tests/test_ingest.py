@@ -276,11 +276,12 @@ def test_old_style_ids_are_rekeyed_on_the_next_ingest(components_factory, seeds_
     ing.store.upsert(old_ids, rows.embeddings, rows.texts, metas)  # type: ignore[arg-type]
     parts.index.lexical.sync()
     assert _doc_ids(ing.store) == sorted(p.stem for p in seeds_copy.iterdir())
-    report = components_factory().ingestor.ingest_paths([seeds_copy])
+    later = components_factory()  # the next run, in a new process: its BM25 comes from disk (old ids)
+    report = later.ingestor.ingest_paths([seeds_copy])
     assert report.rekeyed == {p.stem: p.name for p in seeds_copy.iterdir()}
     assert sorted(ing.store.all_ids()) == fresh
     assert _doc_ids(ing.store) == sorted(p.name for p in seeds_copy.iterdir())
-    assert parts.index.lexical.current().ids == set(fresh)
+    assert later.index.lexical.current().ids == set(fresh)
 
 
 def test_prune_touches_only_the_roots_being_ingested(components_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -20,7 +20,8 @@ from tests.fixtures.seeded import make_settings
 @pytest.fixture
 def client(tmp_path: Path, embedder) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path / "data", llm_backend="extractive")
-    with TestClient(create_app(settings, Components(settings, embedder=embedder))) as c:
+    # TestClient's default host name, "testserver", is not one the service answers to (the Host allow-list)
+    with TestClient(create_app(settings, Components(settings, embedder=embedder)), base_url="http://127.0.0.1") as c:
         yield c
 
 
