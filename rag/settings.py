@@ -7,11 +7,12 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -87,6 +88,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="When set, every endpoint but /healthz needs this bearer key.")
     max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
     generation_queue_size: int = Field(16, ge=1, description="Chat requests waiting for the model before 429.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field([], description="Host names clients may address besides loopback ones (comma-separated; .example.com = it and subdomains; * = any). Others get 400 (DNS rebinding).")
+    cors_origins: Annotated[list[str], NoDecode] = Field([], description="Web origins that may call the API from a browser (comma-separated, e.g. https://app.example.com); other pages' writes get 403. No CORS headers when empty.")
 
     # Logging
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
@@ -102,6 +105,19 @@ class Settings(BaseSettings):
                 raise ValueError("the API key is empty or whitespace: unset RAG_API_KEY to serve without a key, or set a real key")
             if key != key.strip():
                 raise ValueError("the API key starts or ends with whitespace, which no client sends: remove it")
+        return value
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``a.example, b.example`` (as an environment variable is written) or a JSON/TOML list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("log_level")

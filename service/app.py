@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -17,7 +18,8 @@ from rag.components import Components
 from rag.settings import Settings
 from service.auth import APIKeyMiddleware
 from service.errors import install_error_handlers
-from service.limits import BodyLimitMiddleware
+from service.hosts import HostOriginMiddleware
+from service.limits import BodyLimitMiddleware, DrainMiddleware
 from service.metrics import HTTPMiddleware
 from service.routes import answers, documents, openai, operations
 from service.state import ServiceState
@@ -78,7 +80,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
     for router in (openai.router, answers.router, documents.router, operations.router):
         app.include_router(router)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> Response:
         index = STATIC_DIR / "index.html"
         if index.is_file():
@@ -87,12 +89,18 @@ def create_app(settings: Settings, components: Components | None = None) -> Fast
 
     app.mount("/static", _StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
-    # Added last = outermost: metrics/catch-all wraps auth, so 401s are counted and logged too; auth comes
-    # before the body limit, so an unauthenticated request never gets its body read.
+    # Added last = outermost: metrics/catch-all wraps everything, so refusals are counted and logged too; then the
+    # drain of unread bodies before any early answer, the Host and Origin checks (service.hosts), CORS (only for configured origins: a preflight carries no key),
+    # auth, and the body limit, so a refused or unauthenticated request never gets its body read.
     app.add_middleware(BodyLimitMiddleware, default=json_body_limit(settings),
                        limits={"/v1/documents": settings.max_upload_bytes + UPLOAD_OVERHEAD})
     if settings.auth_enabled:  # the same condition the start-up log reports
         assert settings.api_key is not None
         app.add_middleware(APIKeyMiddleware, api_key=settings.api_key.get_secret_value())
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
+    app.add_middleware(HostOriginMiddleware, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins)
+    app.add_middleware(DrainMiddleware)  # whatever refused a request, its answer arrives (service.limits)
     app.add_middleware(HTTPMiddleware, metrics=state.metrics, classify=state.classify_unexpected)
     return app

@@ -1,4 +1,4 @@
-"""Bearer-key authentication for every route except the liveness probe and the web page.
+"""Bearer-key authentication for every route except the probes and the web page.
 
 A pure ASGI middleware (not a dependency) so that nothing can be added later without it:
 routes, the OpenAPI document and the docs pages are all covered. The key is compared with
@@ -14,10 +14,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import error_response
 
-# Reachable without the key: liveness, the page (it asks for the key) and its static files.
-PUBLIC_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
+# Reachable without the key: the probes (load balancers route on /readyz; without the key it says only ready or not),
+# the page (it asks for the key) and its static files.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
 REALM = 'Bearer realm="rag"'
+AUTHENTICATED = "rag.authenticated"  # scope["state"] key: the request carried the valid key
 
 
 def is_public(path: str) -> bool:
@@ -40,11 +42,13 @@ class APIKeyMiddleware:
         self._key = api_key.encode("utf-8")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_public(scope.get("path", "")):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         token = bearer_token(Headers(scope=scope))
-        if token is not None and hmac.compare_digest(token.encode("utf-8"), self._key):
+        valid = token is not None and hmac.compare_digest(token.encode("utf-8"), self._key)
+        scope.setdefault("state", {})[AUTHENTICATED] = valid
+        if valid or is_public(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         if token is None:

@@ -15,6 +15,11 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
 
     from service.app import create_app
 
+    if host not in ("0.0.0.0", "::", "") and host not in settings.allowed_hosts:
+        settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, host]})  # the address it binds
+    elif host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        log.warning("listening on every interface: requests addressed to a name or address other than a loopback one "
+                    "are refused (400) until it is listed in RAG_ALLOWED_HOSTS", extra={"host": host})
     app = create_app(settings)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).addFilter(_drop_color_message)

@@ -22,7 +22,7 @@ from rag.generation.backends.fake import FakeGenerator
 from rag.settings import Settings
 from service.app import create_app
 from tests.fixtures.api import LEADER_DOC, LEADER_Q
-from tests.fixtures.fake import cite, deltas, sse
+from tests.fixtures.fake import LOCAL, cite, deltas, sse
 
 
 def chat(question: str = LEADER_Q, **extra: Any) -> dict[str, Any]:
@@ -167,7 +167,7 @@ def test_bad_requests_map_to_clear_errors_before_anything_streams(app_with: Any,
 def test_empty_collection_is_a_409(tmp_path: Path, embedder: Embedder) -> None:
     settings = Settings(data_dir=tmp_path)
     app = create_app(settings, Components(settings, embedder=embedder, generators={"llamacpp": FakeGenerator()}))
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         for path, body in (("/v1/chat/completions", chat()), ("/v1/ask", {"question": LEADER_Q}), ("/v1/search", {"query": "x"})):
             res = client.post(path, json=body)
             assert res.status_code == 409 and res.json()["error"]["code"] == "empty_index", (path, res.text)

@@ -130,7 +130,7 @@ def test_unexpected_errors_become_a_json_500_without_details(tmp_path: Path) -> 
     async def boom() -> None:
         raise RuntimeError("secret internal detail")
 
-    res = TestClient(app).get("/v1/boom")
+    res = TestClient(app, base_url="http://127.0.0.1").get("/v1/boom")
     err = assert_error(res, 500, "internal server error")
     assert err["type"] == "server_error" and "secret" not in res.text
 
@@ -189,12 +189,12 @@ def _route_requests() -> list[tuple[str, str]]:
     return out
 
 
-def test_api_key_guards_every_route_but_health_and_page(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_api_key_guards_every_route_but_probes_and_page(tmp_path_factory: pytest.TempPathFactory) -> None:
     routes = _route_requests()
     paths = {p for _, p in routes}
     assert {"/v1/chat/completions", "/v1/models", "/v1/ask", "/v1/search", "/v1/documents", "/v1/documents/some-id",
             "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/", "/static/app.js"} <= paths
-    public = {"/healthz", "/", "/static/app.js"}
+    public = {"/healthz", "/readyz", "/", "/static/app.js"}
     data_dir = seeded_data_dir(tmp_path_factory, "auth-server")
     with rag_server(data_dir, {"RAG_API_KEY": API_KEY, "RAG_LLM_BACKEND": "extractive"}) as url:
         checked = 0

@@ -4,9 +4,11 @@ responses, and generation left running for a client that went away."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from rag.generation.backends.fake import FakeGenerator
 from tests.fixtures.api import LEADER_DOC, LEADER_Q
@@ -39,3 +41,84 @@ def test_a_lone_surrogate_is_a_400_not_a_500(app_with: Any, path: str, body: byt
     error = res.json()["error"]
     assert error["type"] == "invalid_request_error" and "unicode" in error["message"].lower(), error
     assert fake.prompts == []
+
+
+# -- item 12: Host allow-list, foreign Origins, CORS -------------------------------------------------
+NOTE = b"The harbour master of Port Quill is Ada Brennock.\n"
+
+
+def upload(client: Any, name: str = "poison.txt", **headers: str) -> Any:
+    return client.post("/v1/documents", files={"file": (name, NOTE, "text/plain")}, headers=headers)
+
+
+def test_a_foreign_host_is_refused(app_with: Any) -> None:
+    """DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 sends ``Host: evil.example``."""
+    client = app_with(FakeGenerator())
+    for host in ("evil.example", "evil.example:8080", "127.0.0.1.evil.example", "localhost.evil.example"):
+        for method, path, kw in (("GET", "/v1/documents", {}), ("POST", "/v1/search", {"json": {"query": "Quill"}})):
+            res = client.request(method, path, headers={"Host": host}, **kw)
+            assert res.status_code == 400, (host, path, res.text)
+            error = res.json()["error"]
+            assert error["code"] == "host_not_allowed" and "RAG_ALLOWED_HOSTS" in error["message"]
+    for host in ("127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:8080", "127.0.0.2"):
+        assert client.get("/v1/models", headers={"Host": host}).status_code == 200, host
+    assert client.get("/healthz", headers={"Host": "10.1.2.3:8080"}).status_code == 200  # probes come by IP
+
+
+def test_configured_host_names_are_allowed(app_with: Any) -> None:
+    client = app_with(FakeGenerator(), allowed_hosts=["rag.example.com", ".corp.example"])
+    for host in ("rag.example.com", "rag.example.com:443", "a.corp.example", "corp.example", "localhost:8080"):
+        assert client.get("/v1/models", headers={"Host": host}).status_code == 200, host
+    assert client.get("/v1/models", headers={"Host": "example.com"}).status_code == 400
+
+
+def test_a_cross_site_upload_is_refused_and_changes_nothing(app_with: Any, tmp_path: Path) -> None:
+    """Any web page the user visits could POST a multipart form to localhost (no preflight): foreign Origins are
+    refused on every state-changing route; same-origin requests (the web page) and clients without Origin pass."""
+    client = app_with(FakeGenerator(), data_dir=tmp_path / "data")  # its own collection: uploads must not touch the seeds
+    assert upload(client, "first.txt").status_code == 201  # no Origin (curl, SDKs): allowed
+    before = client.get("/v1/documents").json()["documents"]
+    for origin in ("https://evil.example", "null", "http://127.0.0.1:9999", "http://localhost.evil.example"):
+        res = upload(client, Origin=origin)
+        assert res.status_code == 403, (origin, res.text)
+        assert res.json()["error"]["code"] == "origin_not_allowed" and "RAG_CORS_ORIGINS" in res.json()["error"]["message"]
+        res = client.delete(f"/v1/documents/{before[0]['doc_id']}", headers={"Origin": origin})
+        assert res.status_code == 403, res.text
+        res = client.post("/v1/search", json={"query": "Quill"}, headers={"Origin": origin})
+        assert res.status_code == 403, res.text
+    assert client.get("/v1/documents").json()["documents"] == before
+    assert "access-control-allow-origin" not in client.get("/v1/models", headers={"Origin": "https://evil.example"}).headers
+    same = client.post("/v1/search", json={"query": "Quill"}, headers={"Origin": "http://127.0.0.1:8080", "Host": "127.0.0.1:8080"})
+    assert same.status_code == 200, same.text
+
+
+def test_cors_only_for_configured_origins(app_with: Any) -> None:
+    client = app_with(FakeGenerator([cite("al-Muhajir", "Shahab al-Muhajir [{n}].")]), cors_origins=["https://app.example"])
+    preflight = client.options("/v1/chat/completions", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "https://app.example"
+    res = client.post("/v1/chat/completions", json=chat(), headers={"Origin": "https://app.example"})
+    assert res.status_code == 200 and res.headers["access-control-allow-origin"] == "https://app.example"
+    evil = client.options("/v1/chat/completions", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in evil.headers
+    assert upload(client, Origin="https://evil.example").status_code == 403
+
+
+# -- item 13: readiness for load balancers, HEAD -----------------------------------------------------
+def test_readyz_is_public_without_details_when_a_key_is_set(app_with: Any) -> None:
+    client = app_with(FakeGenerator(), api_key=SecretStr("k-7d1e"))
+    bare = client.get("/readyz")
+    assert bare.status_code == 200 and bare.json() == {"status": "ready"}  # no counts, no component messages
+    assert client.get("/readyz", headers={"Authorization": "Bearer wrong"}).json() == {"status": "ready"}
+    full = client.get("/readyz", headers={"Authorization": "Bearer k-7d1e"}).json()
+    assert full["status"] == "ready" and full["checks"]["store"] == "ok" and full["chunks"] > 0
+    assert client.get("/readyz", headers={"Host": "10.0.0.7:8080"}).json() == {"status": "ready"}  # a probe by IP
+    assert client.get("/v1/models").status_code == 401
+
+
+def test_head_is_allowed_where_get_is_public(app_with: Any) -> None:
+    client = app_with(FakeGenerator())
+    for path in ("/", "/healthz", "/readyz"):
+        res = client.head(path)
+        assert res.status_code == 200 and res.content == b"", (path, res.status_code)

@@ -113,9 +113,16 @@ def test_the_auth_log_line_follows_what_is_installed(tmp_path: Path, caplog: pyt
     from service.app import create_app
 
     for key, guarded in ((" ", False), ("k-123", True)):
-        settings = Settings(data_dir=tmp_path).model_copy(update={"api_key": SecretStr(key)})
+        settings = Settings(data_dir=tmp_path, llm_backend="extractive").model_copy(update={"api_key": SecretStr(key)})
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="service.app"), TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
             status = client.get("/v1/models").status_code
         (started,) = [r for r in caplog.records if r.getMessage() == "service starting"]
         assert started.auth is guarded and (status == 401) is guarded, (key, status)  # type: ignore[attr-defined]
+
+
+def test_host_and_origin_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAG_ALLOWED_HOSTS", "rag.example.com, .corp.example")
+    monkeypatch.setenv("RAG_CORS_ORIGINS", '["https://app.example"]')
+    s = Settings()
+    assert s.allowed_hosts == ["rag.example.com", ".corp.example"] and s.cors_origins == ["https://app.example"]
