@@ -136,6 +136,7 @@ def test_ingest_killed_midway_then_rerun_has_no_duplicates(tmp_path: Path) -> No
     assert len(ids) == len(set(ids)) == clean_store.count()
     states = killed_store.doc_states()
     assert len(states) == 30
+    killed_store.release(), clean_store.release()  # a `rag` process may open these folders now (rag.index.lock)
     found = run_cli(["search", "Who has led ISIS-K since 2020?", "-k", "3", "--json"], data)
     assert found.returncode == 0 and "Shahab al-Muhajir" in json.loads(found.stdout)[0]["text"]
 

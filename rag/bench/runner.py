@@ -86,6 +86,8 @@ def run_bench(settings: Settings, plan: BenchPlan, seeds: Path, gold_path: Path,
     answerable = [q.question for q in load_gold(gold_path) if q.answerable]
     if "answers" in plan.parts:
         results["answers"] = bench_answers(seeds_index.answerer, answerable[: plan.answer_questions])
+    if {"serve", "load"} & set(plan.parts):
+        seeds_index.store.release()  # the servers below open this embedded store: hand it over (rag.index.lock)
     if "serve" in plan.parts:
         results["serve"] = bench_serve(seeds_settings, Path(model_path), GOLD_QUESTION)
     if plan.load_requests and "load" in plan.parts:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.index.bm25 import BM25Index
+from rag.index.lock import bm25_io, bm25_owner
 from rag.settings import Settings
 from rag.index.store import GET_PAGE, ChunkStore
 
@@ -42,6 +43,7 @@ class LexicalIndex:
         self.settings = settings
         self.store = store
         self.folder = settings.bm25_dir
+        self.owner = bm25_owner(self.folder)  # only the owning process saves the folder (rag.index.lock)
         self._lock = threading.RLock()
         self._index: BM25Index | None = None
         self._version: tuple[int, str | None] = (-1, None)  # the store's (count, newest id) when last asked
@@ -105,7 +107,7 @@ class LexicalIndex:
             self._version = self._synced = (len(stored), stored[-1] if stored else None)
             self._checked_at = time.monotonic()
             if save:
-                index.save(self.folder)
+                self._save(index)
             stats.seconds = time.perf_counter() - started
             if stats.added or stats.removed:
                 log.info("bm25 synced", extra={"added": stats.added, "removed": stats.removed,
@@ -121,9 +123,15 @@ class LexicalIndex:
     def save(self) -> None:
         with self._lock:
             if self._index is not None:
-                self._index.save(self.folder)
+                self._save(self._index)
+
+    def _save(self, index: BM25Index) -> None:
+        if self.owner:
+            with bm25_io(self.folder, exclusive=True):
+                index.save(self.folder)
 
     def _loaded(self) -> BM25Index:
         if self._index is None:
-            self._index = BM25Index.load(self.folder) or BM25Index()
+            with bm25_io(self.folder, exclusive=False):
+                self._index = BM25Index.load(self.folder) or BM25Index()
         return self._index

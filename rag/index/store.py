@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import EmbeddingModelMismatch, StoreUnavailable
+from rag.index.lock import hold_store, release
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,11 +97,12 @@ class ChunkStore:
         import chromadb
 
         self.settings = settings
+        # Embedded: this process holds the folder until it exits (rag.index.lock); a second one is refused here.
+        self.lock_path = None if settings.server_mode else hold_store(settings.chroma_dir)
         try:
             if settings.server_mode:
                 self.client = _http_client(settings)
             else:
-                settings.chroma_dir.mkdir(parents=True, exist_ok=True)
                 self.client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings())
             self.collection = self._open()
         except Exception as exc:  # chromadb raises many types for connection failures
@@ -157,6 +159,12 @@ class ChunkStore:
         """Drop the collection (every chunk and its model record) and create it empty for the configured model."""
         self.client.delete_collection(self.settings.collection)
         self.collection = self._open()
+
+    def release(self) -> None:
+        """Let another process open the embedded folder (this object must not be used afterwards)."""
+        if self.lock_path is not None:
+            release(self.lock_path)
+            self.lock_path = None
 
     @property
     def location(self) -> str:
