@@ -18,6 +18,7 @@ from typing import Any
 
 from rag.components import Components
 from rag.ingestion.metadata import doc_id_for
+from rag.retrieval.passage import public_source
 from rag.ingestion.pipeline import UPLOAD, PreparedDocument
 from rag.ingestion.readers import check_size, check_supported
 from service.errors import ServiceError
@@ -75,7 +76,7 @@ class DocumentService:
             "doc_id": meta.get("doc_id", ""),
             "title": meta.get("title", ""),
             "author": meta.get("author"),
-            "source": source,
+            "source": public_source(meta),  # never the server's absolute path
             "n_chunks": meta.get("n_chunks"),
             "uploaded": _inside(Path(source), self.uploads_dir) if source else False,
         }

@@ -23,6 +23,7 @@ from rag.settings import Settings
 from service.app import create_app
 from tests.fixtures.api import LEADER_DOC, LEADER_Q
 from tests.fixtures.fake import LOCAL, cite, deltas, sse
+from tests.fixtures.paths import SEEDS
 
 
 def chat(question: str = LEADER_Q, **extra: Any) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def test_plain_completion_renders_citations_as_sources(app_with: Any) -> None:
     assert f"[{source['n']}]" in content and source["doc_id"] == LEADER_DOC
     assert source["quote"] == "Since 2020, it has been led by the Iraqi Shahab al-Muhajir."
     assert set(source) == {"n", "doc_id", "title", "source", "quote", "start", "end", "score"}
-    assert (Path(source["source"]).read_text()[source["start"]:source["end"]]) == source["quote"]
+    assert (SEEDS / source["source"]).read_text()[source["start"]:source["end"]] == source["quote"]  # relative to the seeds
     assert body["usage"]["completion_tokens"] == len(content.split()) and body["notes"] == []
 
 

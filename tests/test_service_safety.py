@@ -4,6 +4,7 @@ responses, and generation left running for a client that went away."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,52 @@ def test_head_is_allowed_where_get_is_public(app_with: Any) -> None:
     for path in ("/", "/healthz", "/readyz"):
         res = client.head(path)
         assert res.status_code == 200 and res.content == b"", (path, res.status_code)
+
+
+# -- item 14: no server paths or URLs in responses -----------------------------------------------------
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_responses_name_sources_relative_to_what_was_ingested(app_with: Any, tmp_path: Path) -> None:
+    from tests.fixtures.paths import SEEDS
+
+    client = app_with(FakeGenerator([cite("al-Muhajir", "Shahab al-Muhajir has led ISIS-K since 2020 [{n}].")]))
+    data_dir = str(client.app.state.rag.settings.data_dir)  # type: ignore[attr-defined]
+    bodies = {
+        "search": client.post("/v1/search", json={"query": LEADER_Q}).json(),
+        "ask": client.post("/v1/ask", json={"question": LEADER_Q}).json(),
+        "chat": client.post("/v1/chat/completions", json=chat()).json(),
+        "documents": client.get("/v1/documents").json(),
+    }
+    for name, body in bodies.items():
+        leaks = [s for s in _strings(body) if str(SEEDS) in s or data_dir in s or s.startswith("/")]
+        assert not leaks, (name, leaks[:3])
+    passage = bodies["search"]["passages"][0]
+    assert passage["source"] == passage["doc_id"] == LEADER_DOC
+    assert (SEEDS / passage["source"]).is_file()  # relative to the ingested folder
+    assert {s["source"] for s in bodies["chat"]["sources"]} == {LEADER_DOC}
+    assert {c["source"] for c in bodies["ask"]["citations"]} == {LEADER_DOC}
+
+    uploads = app_with(FakeGenerator(), data_dir=tmp_path / "data")
+    added = upload(uploads, "port-notes.txt").json()
+    assert added["source"] == added["filename"] == "port-notes.txt", added  # the upload's name
+    (listed,) = uploads.get("/v1/documents").json()["documents"]
+    assert listed["source"] == "port-notes.txt" and listed["uploaded"] is True
+    (found,) = uploads.post("/v1/search", json={"query": "harbour master Quill", "k": 1}).json()["passages"]
+    assert found["source"] == "port-notes.txt"
+
+
+def test_fallback_reason_does_not_name_the_llm_server(app_with: Any) -> None:
+    from rag.bench.processes import free_port
+
+    port = free_port()  # nothing listens there: the openai backend fails at once
+    client = app_with(FakeGenerator(), llm_base_url=f"http://127.0.0.1:{port}/v1", llm_timeout=5.0)
+    body = client.post("/v1/chat/completions", json=chat(backend="openai")).json()
+    assert body["backend"] == "extractive" and body["fallback_reason"], body
+    assert str(port) not in body["fallback_reason"] and "http" not in body["fallback_reason"], body["fallback_reason"]
+    assert str(port) not in json.dumps(body)

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
 from typing import Any
+
+
+def public_source(meta: dict[str, Any]) -> str:
+    """Where a document came from, as answers and listings show it: the path relative to the folder it was ingested
+    from (its doc id), or the upload's name. Never the stored absolute path, which names the server's folders."""
+    source, doc_id = str(meta.get("source", "")), str(meta.get("doc_id", ""))
+    if not source or not PurePosixPath(source).is_absolute():
+        return source or doc_id
+    if doc_id and (source == doc_id or source.endswith("/" + doc_id)):
+        return doc_id
+    return PurePosixPath(source).name
 
 
 @dataclass
@@ -30,7 +42,7 @@ class Passage:
             chunk_id=chunk_id,
             doc_id=str(meta.get("doc_id", "")),
             title=str(meta.get("title", "")),
-            source=str(meta.get("source", "")),
+            source=public_source(meta),
             text=text,
             start=int(meta.get("start", 0)),
             end=int(meta.get("end", 0)),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Iterator
 
@@ -11,6 +13,18 @@ from rag.settings import Settings
 from rag.verification.judge import NO_WORDS, YES_WORDS, Check, check_messages, yes_probability
 
 READY_TIMEOUT_S = 2.0
+log = logging.getLogger(__name__)
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+
+
+def _without_urls(text: str, base_url: str | None) -> str:
+    """``text`` with every URL (and the configured server address) replaced by ``<LLM server>``."""
+    text = _URL.sub("<LLM server>", text)
+    if base_url:
+        host = re.sub(r"^[a-z]+://", "", base_url, flags=re.IGNORECASE).split("/", 1)[0]
+        if host:
+            text = text.replace(host, "<LLM server>")
+    return text
 
 
 class OpenAIGenerator:
@@ -58,7 +72,7 @@ class OpenAIGenerator:
                     max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=10,
                 )
             except self._errors as exc:
-                raise LLMUnavailable(f"LLM server {self.settings.llm_base_url} failed: {type(exc).__name__}: {exc}") from exc
+                raise self._failure(exc) from exc
             choice = response.choices[0] if response.choices else None
             content = choice.logprobs.content if choice is not None and choice.logprobs is not None else None
             if not content:
@@ -96,6 +110,12 @@ class OpenAIGenerator:
             if not stats.completion_tokens:  # servers that ignore include_usage: one piece is about one token
                 stats.completion_tokens = pieces
             if not finished:  # e.g. llama_cpp.server with interrupt_requests cut the stream for another request
-                raise LLMUnavailable(f"LLM server {self.settings.llm_base_url} ended the stream without a finish reason")
+                log.warning("LLM server ended the stream without a finish reason", extra={"url": self.settings.llm_base_url})
+                raise LLMUnavailable("the LLM server ended the stream without a finish reason")
         except self._errors as exc:
-            raise LLMUnavailable(f"LLM server {self.settings.llm_base_url} failed: {type(exc).__name__}: {exc}") from exc
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: Exception) -> LLMUnavailable:
+        """The error answers carry (as ``fallback_reason``): what failed, never where; the URL goes to the log only."""
+        log.warning("LLM server failed", extra={"url": self.settings.llm_base_url, "error": f"{type(exc).__name__}: {exc}"})
+        return LLMUnavailable(f"the LLM server failed: {_without_urls(type(exc).__name__ + ': ' + str(exc), self.settings.llm_base_url)}")
