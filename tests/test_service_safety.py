@@ -5,6 +5,8 @@ responses, and generation left running for a client that went away."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,69 @@ def test_fallback_reason_does_not_name_the_llm_server(app_with: Any) -> None:
     assert body["backend"] == "extractive" and body["fallback_reason"], body
     assert str(port) not in body["fallback_reason"] and "http" not in body["fallback_reason"], body["fallback_reason"]
     assert str(port) not in json.dumps(body)
+
+
+# -- item 20: a client that went away stops its generation -----------------------------------------------
+class CountingFake(FakeGenerator):
+    """A slow scripted generator that counts the pieces it produced and says when the first few are out."""
+
+    def __init__(self, words: int, delay: float) -> None:
+        super().__init__([" ".join(f"word{i}" for i in range(words)) + " [1]."], delay=delay)
+        self.produced = 0
+        self.started = threading.Event()
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        for piece in super().stream(*args, **kwargs):
+            self.produced += 1
+            if self.produced == 3:
+                self.started.set()
+            yield piece
+
+
+def _request_then_leave(app: Any, path: str, body: dict[str, Any], leave: threading.Event) -> list[dict[str, Any]]:
+    """Drive the ASGI app as a server does for a client that sends ``body`` and disconnects once ``leave`` is set."""
+    import asyncio
+
+    payload = json.dumps(body).encode()
+    sent: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        messages = [{"type": "http.request", "body": payload, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop()
+            await asyncio.to_thread(leave.wait, 60)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                             (b"content-length", str(len(payload)).encode())],
+                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80), "state": {}}
+        await app(scope, receive, send)
+
+    asyncio.run(main())
+    return sent
+
+
+@pytest.mark.parametrize("path", ["/v1/ask", "/v1/chat/completions"])
+def test_a_disconnected_plain_request_stops_generating(app_with: Any, path: str) -> None:
+    """Before: the whole generation ran for a client that had gone (here 200 more tokens); now it stops within one."""
+    fake = CountingFake(words=200, delay=0.02)
+    client = app_with(fake)
+    state = client.app.state.rag  # type: ignore[attr-defined]
+    body = {"question": LEADER_Q} if path == "/v1/ask" else chat()
+    leave = threading.Event()
+    watcher = threading.Thread(target=lambda: (fake.started.wait(60), leave.set()))
+    watcher.start()
+    _request_then_leave(client.app, path, body, leave)
+    watcher.join()
+    deadline = time.monotonic() + 120
+    while state.queue.in_flight and time.monotonic() < deadline:  # the slot is freed when the worker stops
+        time.sleep(0.01)
+    assert 3 <= fake.produced < 50, fake.produced
+    assert client.post(path, json=body).status_code == 200  # the model is free for the next request

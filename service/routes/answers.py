@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -46,11 +46,11 @@ class SearchRequest(BaseModel):
 
 
 @router.post("/v1/ask")
-async def ask(req: AskRequest, state: State) -> dict[str, Any]:
+async def ask(req: AskRequest, state: State, request: Request) -> dict[str, Any]:
     """The verified answer with citations, timings and the retrieved passages (``Answer.to_dict()``)."""
     history = [Turn(t.role, history_content(t.role, t.content)) for t in req.history]
-    run, stream = await start(state, AnswerJob(req.question, history, req.backend, req.mode, req.top_k))
-    answer = await finish(state, run, stream)
+    run, stream = await start(state, AnswerJob(req.question, history, req.backend, req.mode, req.top_k), streaming=False)
+    answer = await finish(state, run, stream, request)
     return answer.to_dict()
 
 

@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.answering import finish, start
@@ -43,15 +43,15 @@ async def retrieve_model(model_id: str, state: State) -> ModelCard:
     response_model=ChatCompletion,
     responses={200: {"content": {"text/event-stream": {"description": "chat.completion.chunk events when stream is true"}}}},
 )
-async def chat_completions(req: ChatCompletionRequest, state: State) -> Any:
+async def chat_completions(req: ChatCompletionRequest, state: State, request: Request) -> Any:
     """Answer the last user message from the documents, with verified [n] citations (``sources``)."""
     job, notes = to_job(req)
-    run, stream = await start(state, job)
+    run, stream = await start(state, job, streaming=bool(req.stream))
     ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": state.settings.llm_model}
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         body = sse_events(run, stream, include_usage=include_usage, draft=job.draft, notes=notes,
                           on_answer=state.metrics.observe_answer, **ids)
         return StreamingResponse(body, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    answer = await finish(state, run, stream)
+    answer = await finish(state, run, stream, request)
     return JSONResponse(completion(answer, ids["completion_id"], ids["created"], ids["model"], notes))

@@ -21,6 +21,7 @@ from rag.generation.model_files import ensure_model, verify_model
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
+PROMPT_BATCH = 256  # prompt tokens evaluated between two deadline checks (n_batch: no slower than llama.cpp alone)
 
 
 class LlamaCppGenerator:
@@ -103,8 +104,10 @@ class LlamaCppGenerator:
             started = time.perf_counter()
             deadline = started + self.settings.llm_timeout
             self._keep_instruction(prompt.messages[:-1])
-            self.prefixes.restore_for(self.tokens(prompt.messages))
+            tokens = self.tokens(prompt.messages)
+            self.prefixes.restore_for(tokens)
             try:
+                self._evaluate_prompt(tokens, deadline)
                 chunks = self.llm.create_chat_completion(
                     messages=prompt.messages, max_tokens=max_tokens, temperature=temperature, stream=True
                 )
@@ -122,6 +125,23 @@ class LlamaCppGenerator:
                 raise LLMUnavailable(f"llama.cpp failed: {exc}") from exc
             finally:
                 stats.prompt_tokens = max(int(self.llm.n_tokens) - stats.completion_tokens, 0)
+
+    def _evaluate_prompt(self, tokens: list[int], deadline: float) -> None:
+        """Evaluate the prompt (all but its last token) in batches, checking the deadline between them.
+
+        llama.cpp evaluates a whole prompt inside its first step with no way to stop it, so a long prompt on a busy
+        CPU could take far longer than ``RAG_LLM_TIMEOUT`` before the first token was even checked. Evaluated here,
+        the cache holds all but the last token, which ``create_chat_completion`` then reuses (it keeps the longest
+        common prefix and evaluates only the rest).
+        """
+        keep = min(common_prefix(self.prefixes.cached(), tokens), len(tokens) - 1)
+        self.llm.n_tokens = keep
+        for start in range(keep, len(tokens) - 1, PROMPT_BATCH):
+            if time.perf_counter() > deadline:
+                raise LLMUnavailable(f"prompt evaluation exceeded {self.settings.llm_timeout:.0f}s")
+            self.llm.eval(tokens[start : min(start + PROMPT_BATCH, len(tokens) - 1)])
+        if time.perf_counter() > deadline:
+            raise LLMUnavailable(f"prompt evaluation exceeded {self.settings.llm_timeout:.0f}s")
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))

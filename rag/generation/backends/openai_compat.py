@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -37,11 +38,12 @@ class OpenAIGenerator:
             raise ModelError("the openai backend needs RAG_LLM_BASE_URL (e.g. http://127.0.0.1:8080/v1)")
         self.settings = settings
         self._errors = (openai.APIError, openai.APIConnectionError, openai.APITimeoutError)
+        self._timeouts = (openai.APITimeoutError,)
         self.client = openai.OpenAI(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key.get_secret_value(),
             timeout=settings.llm_timeout,
-            max_retries=1,
+            max_retries=0,  # a retry would wait a second RAG_LLM_TIMEOUT before the fallback: one timeout means one
         )
 
     def ready(self) -> bool:
@@ -82,8 +84,17 @@ class OpenAIGenerator:
         return out
 
     def stream(self, prompt: Prompt, max_tokens: int, temperature: float, stats: GenerationStats) -> Iterator[str]:
+        """The server's pieces, all within one ``RAG_LLM_TIMEOUT`` from the request: the client's read timeout
+        bounds the wait for the response to start (it is never retried), and a watchdog closes the stream at the
+        deadline however steadily the server trickles tokens."""
+        import httpx
+
+        timeout = self.settings.llm_timeout
         started = time.perf_counter()
         pieces = 0
+        expired = threading.Event()
+        watchdog: threading.Timer | None = None
+        response = None
         try:
             response = self.client.chat.completions.create(
                 model=self.settings.llm_model,
@@ -93,8 +104,18 @@ class OpenAIGenerator:
                 stream=True,
                 stream_options={"include_usage": True},
             )
+
+            def expire(stream=response) -> None:  # type: ignore[no-untyped-def]
+                expired.set()
+                stream.close()  # the blocked read in the generating thread fails at once
+
+            watchdog = threading.Timer(max(0.0, started + timeout - time.perf_counter()), expire)
+            watchdog.daemon = True
+            watchdog.start()
             finished = False
             for chunk in response:
+                if expired.is_set():
+                    break
                 if chunk.usage:
                     stats.prompt_tokens = chunk.usage.prompt_tokens
                     stats.completion_tokens = chunk.usage.completion_tokens
@@ -107,13 +128,28 @@ class OpenAIGenerator:
                         stats.first_token_ms = (time.perf_counter() - started) * 1000
                     pieces += 1
                     yield piece
+            if expired.is_set():
+                raise self._timed_out()
             if not stats.completion_tokens:  # servers that ignore include_usage: one piece is about one token
                 stats.completion_tokens = pieces
             if not finished:  # e.g. llama_cpp.server with interrupt_requests cut the stream for another request
                 log.warning("LLM server ended the stream without a finish reason", extra={"url": self.settings.llm_base_url})
                 raise LLMUnavailable("the LLM server ended the stream without a finish reason")
-        except self._errors as exc:
+        except self._timeouts as exc:
+            raise self._timed_out() from exc
+        except (*self._errors, httpx.HTTPError, httpx.StreamError) as exc:  # httpx errors surface raw mid-stream
+            if expired.is_set():
+                raise self._timed_out() from exc
             raise self._failure(exc) from exc
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            if response is not None:
+                response.close()
+
+    def _timed_out(self) -> LLMUnavailable:
+        log.warning("LLM server timed out", extra={"url": self.settings.llm_base_url, "timeout_s": self.settings.llm_timeout})
+        return LLMUnavailable(f"the LLM server timed out after {self.settings.llm_timeout:g}s (RAG_LLM_TIMEOUT)")
 
     def _failure(self, exc: Exception) -> LLMUnavailable:
         """The error answers carry (as ``fallback_reason``): what failed, never where; the URL goes to the log only."""
