@@ -13,8 +13,11 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve until interrupted. One process, one event loop; generation runs in worker threads."""
     import uvicorn
 
+    from rag.index.lock import hold_store
     from service.app import create_app
 
+    if not settings.server_mode:  # refuse at once (one line) when another process has the embedded store
+        hold_store(settings.chroma_dir)
     if host not in ("0.0.0.0", "::", "") and host not in settings.allowed_hosts:
         settings = settings.model_copy(update={"allowed_hosts": [*settings.allowed_hosts, host]})  # the address it binds
     elif host in ("0.0.0.0", "::") and not settings.allowed_hosts:

@@ -16,6 +16,7 @@ import pytest
 from rag.components import Components
 from rag.errors import StoreUnavailable
 from rag.settings import Settings
+from rag.bench.processes import free_port
 from tests.fixtures.cli import run_cli
 from tests.fixtures.paths import ROOT
 
@@ -65,13 +66,18 @@ def _one_line(res: subprocess.CompletedProcess[str]) -> str:
 
 
 # -- item 6: the embedded Chroma folder --------------------------------------------------------------
-@pytest.mark.slow  # four `rag` processes and a holder: about 15 s
+@pytest.mark.slow  # five `rag` processes and a holder: about 20 s
 def test_a_second_process_on_an_embedded_store_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "data"
     settings = Settings(data_dir=data)
     with holder(settings, chunks=3):
-        for args in (["delete", "held0"], ["documents"], ["export", str(tmp_path / "dump.jsonl.gz")]):
-            line = _one_line(run_cli(args, data))
+        for args in (["delete", "held0"], ["documents"], ["export", str(tmp_path / "dump.jsonl.gz")],
+                     ["serve", "--port", str(free_port())]):
+            try:
+                res = run_cli(args, data, timeout=120)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"rag {args[0]} ran beside the process holding the store")
+            line = _one_line(res)
             assert "in use by another rag process" in line and "pid" in line and "/v1/documents" in line, line
             assert "RAG_CHROMA_HOST" in line
         with pytest.raises(StoreUnavailable, match="in use by another rag process"):
