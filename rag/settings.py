@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     extractive_rescue_score: float = Field(0.75, description="Score an extract needs to replace an unsupported generated answer.")
 
     # Service
-    api_key: SecretStr | None = Field(None, description="When set, every endpoint but /healthz needs this bearer key.")
+    api_key: SecretStr | None = Field(None, description="When set, every endpoint but the probes (/healthz; /readyz says only ready or not) and the page needs this bearer key. Empty is an error.")
     max_question_chars: int = Field(4000, ge=1, description="Longest question accepted.")
     generation_queue_size: int = Field(16, ge=1, description="Chat requests waiting for the model before 429.")
     allowed_hosts: Annotated[list[str], NoDecode] = Field([], description="Host names clients may address besides loopback ones (comma-separated; .example.com = it and subdomains; * = any). Others get 400 (DNS rebinding).")
