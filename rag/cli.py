@@ -36,6 +36,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_SEEDS = Path("seeds")
 
+CollectionOption = Annotated[Optional[str], typer.Option("--collection", help="Collection to use (default: the RAG_COLLECTION setting, 'rag'); see `rag collections`.")]
+DocOption = Annotated[Optional[list[str]], typer.Option("--doc", help="Only this document id (repeat for several).")]
+AuthorOption = Annotated[Optional[list[str]], typer.Option("--author", help="Only documents by this author; a surname is enough (repeat for several).")]
+SinceOption = Annotated[Optional[str], typer.Option("--since", help="Only documents dated on or after this date: 2021, 2021-03 or 2021-03-14.")]
+UntilOption = Annotated[Optional[str], typer.Option("--until", help="Only documents dated on or before this date: 2021, 2021-03 or 2021-03-14.")]
+WhereOption = Annotated[Optional[list[str]], typer.Option("--where", help="Only documents whose metadata KEY is VALUE, written key=value (repeat for several).")]
+
 
 def one_line(text: object) -> str:
     """``text`` on one line, safe to print with rich (its brackets are not markup)."""
@@ -82,7 +89,8 @@ def friendly_errors(func: F) -> F:
             err.print("interrupted")
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - the point: no traceback on the terminal
-            path = crash_log(exc, f"rag {func.__name__.rstrip('_')} {kwargs}")
+            given = {k: v for k, v in kwargs.items() if v is not None}  # the options used, not every default
+            path = crash_log(exc, f"rag {func.__name__.rstrip('_')} {given}")
             err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {one_line(exc)} "
                       f"(a bug: the traceback is in {escape(str(path))})", highlight=False)
             raise typer.Exit(1) from None
@@ -94,16 +102,42 @@ def _settings(**overrides: Any) -> Settings:
     from rag.logging_setup import configure_logging
 
     base = get_settings()  # raises RagError on invalid values; callers are wrapped by friendly_errors
+    if overrides.get("collection") is not None:
+        from rag.index.collections import check_collection_name
+
+        check_collection_name(overrides["collection"])  # model_copy does not validate
     settings = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     configure_logging(settings.log_level, settings.log_json)
     return settings
 
 
-def _components(settings: Settings | None = None) -> Components:
-    """The library's parts, wired once (each command uses only what it touches)."""
+def _components(settings: Settings | None = None, collection: str | None = None) -> Components:
+    """The library's parts for ``collection`` (default: the configured one), wired once (each command uses only what
+    it touches)."""
     from rag.components import Components
 
-    return Components(settings or _settings())
+    return Components(settings or _settings(collection=collection))
+
+
+def _existing(collection: str | None) -> Components:
+    """The parts of a collection that must exist already (search, ask, chat, export...): a misspelt name is an error
+    naming the collections there are, never a new empty collection."""
+    from rag.index.collections import UnknownCollection
+
+    parts = _components(collection=collection)
+    if collection is not None:
+        names = parts.collections.names()
+        if collection not in names:
+            raise UnknownCollection(f"no collection {collection!r}; collections: {', '.join(names) or '(none)'} "
+                                    f"(`rag ingest --collection {collection} PATH` creates it)")
+    return parts
+
+
+def _filter(docs: list[str] | None, authors: list[str] | None, since: str | None, until: str | None,
+            where: list[str] | None):  # type: ignore[no-untyped-def]
+    from rag.retrieval.filters import SearchFilter
+
+    return SearchFilter.from_options(docs, authors, since, until, where)
 
 
 @app.command()
@@ -113,11 +147,13 @@ def ingest(
     prune: Annotated[bool, typer.Option("--prune", help="Remove documents under these folders whose file is gone.")] = False,
     reindex: Annotated[bool, typer.Option("--reindex", help="Drop the whole collection first and embed these documents again (after changing the embedding model).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (with the lines cleaning dropped per document).")] = False,
+    collection: CollectionOption = None,
 ) -> None:
-    """Chunk, embed and store documents (.txt .md .html .pdf). Unchanged files are skipped."""
+    """Chunk, embed and store documents (.txt .md .html .pdf). Unchanged files are skipped. Metadata: Markdown front
+    matter, or a NAME.meta.json sidecar next to a file (title, author, date, publisher, any other key)."""
     from rag.ingestion.pipeline import discover
 
-    parts = _components()
+    parts = _components(collection=collection)
     paths = paths or [DEFAULT_SEEDS]
     if reindex:
         discover(paths)  # every path must exist before anything is dropped
@@ -140,36 +176,48 @@ def search(
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=100, help="Passages to return.")] = None,
     mode: Annotated[Optional[RetrievalMode], typer.Option("--mode", help="Retrieval mode.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print passages as JSON.")] = False,
+    doc: DocOption = None, author: AuthorOption = None, since: SinceOption = None, until: UntilOption = None,
+    where: WhereOption = None, collection: CollectionOption = None,
 ) -> None:
-    """Print the passages ranked for a query."""
-    passages = _components().retriever.search(query, k=k, mode=mode)
+    """Print the passages ranked for a query (only from the documents the filter options let through)."""
+    flt = _filter(doc, author, since, until, where)
+    passages = _existing(collection).retriever.search(query, k=k, mode=mode, where=flt)
     if as_json:
         out.print_json(json.dumps([p.to_dict() for p in passages]))
         return
+    if not passages:
+        out.print("(no passage matches)")
     for p in passages:
-        out.print(f"[bold]{p.rank}.[/] [cyan]{p.title}[/] ({p.doc_id}, chars {p.start}-{p.end}, score {p.score:.4f})")
-        out.print("   " + " ".join(p.text.split())[:400], highlight=False)
+        out.print(f"[bold]{p.rank}.[/] [cyan]{escape(p.byline())}[/] ({escape(p.doc_id)}, chars {p.start}-{p.end}, score {p.score:.4f})")
+        out.print("   " + escape(" ".join(p.text.split())[:400]), highlight=False)
 
 
 @app.command("documents")
 @friendly_errors
-def documents(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List the ingested documents."""
-    docs = _components().store.documents()
+def documents(as_json: Annotated[bool, typer.Option("--json")] = False, collection: CollectionOption = None) -> None:
+    """List the ingested documents with their cards: title, authors, date (inferred ones marked), publisher."""
+    from rag.ingestion.metadata import card_of_metadata
+    from rag.retrieval.passage import public_source
+
+    cards = [{"doc_id": d["doc_id"], **card_of_metadata(d, public_source(d)), "n_chunks": d.get("n_chunks")}
+             for d in _existing(collection).store.documents()]
     if as_json:
-        out.print_json(json.dumps(docs))
+        out.print_json(json.dumps(cards, ensure_ascii=False))
         return
-    table = Table("doc_id", "title", "author", "chunks", "source")
-    for d in docs:
-        table.add_row(d["doc_id"], d.get("title", ""), d.get("author", ""), str(d.get("n_chunks", "")), d.get("source", ""))
+    table = Table("doc_id", "title", "author", "date", "publisher", "chunks")
+    for c in cards:
+        date = f"{c['date']} (inferred)" if c["date"] and c["date_inferred"] else (c["date"] or "")
+        table.add_row(escape(c["doc_id"]), escape(c["title"]), escape(c["author"] or ""), date, escape(c["publisher"] or ""),
+                      str(c["n_chunks"] or ""))
     out.print(table)
 
 
 @app.command()
 @friendly_errors
-def delete(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag documents`).")]) -> None:
+def delete(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag documents`).")],
+           collection: CollectionOption = None) -> None:
     """Remove a document and its chunks from the index."""
-    removed = _components().index.delete_document(doc_id)
+    removed = _existing(collection).index.delete_document(doc_id)
     if not removed:
         err.print(f"[bold red]error:[/] no document {doc_id!r}")
         raise typer.Exit(1)
@@ -178,11 +226,11 @@ def delete(doc_id: Annotated[str, typer.Argument(help="Document id (see `rag doc
 
 @app.command("export")
 @friendly_errors
-def export_(path: Annotated[Path, typer.Argument(help="Output file (.jsonl.gz).")]) -> None:
+def export_(path: Annotated[Path, typer.Argument(help="Output file (.jsonl.gz).")], collection: CollectionOption = None) -> None:
     """Back up the collection: every chunk with text, metadata and embedding."""
     from rag.backup import export_collection
 
-    n = export_collection(_components().store, path)
+    n = export_collection(_existing(collection).store, path)
     out.print(f"exported {n} chunks to {path}")
 
 
@@ -191,11 +239,12 @@ def export_(path: Annotated[Path, typer.Argument(help="Output file (.jsonl.gz)."
 def import_(
     path: Annotated[Path, typer.Argument(help="A file written by `rag export`.")],
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite a non-empty collection.")] = False,
+    collection: CollectionOption = None,
 ) -> None:
     """Restore a collection from `rag export` output (and rebuild the BM25 index)."""
     from rag.backup import import_collection
 
-    index = _components().index
+    index = _components(collection=collection).index
     n = import_collection(index.store, path, replace=replace)
     index.lexical.rebuild()
     out.print(f"imported {n} chunks from {path}")
@@ -209,9 +258,11 @@ def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
         err.print(f"[yellow]note:[/] answered by the {answer.backend} backend ({answer.fallback_reason})")
     if answer.citations:
         out.print("\n[bold]Sources[/]")
+        bylines = {p.chunk_id: p.byline() for p in answer.passages}
         for c in answer.citations:
-            out.print(f"  [{c.n}] [cyan]{c.title}[/] ({c.doc_id}, chars {c.start}-{c.end})", highlight=False)
-            out.print(f"      “{c.quote}”", highlight=False)
+            out.print(f"  \\[{c.n}] [cyan]{escape(bylines.get(c.chunk_id, c.title))}[/] ({escape(c.doc_id)}, chars {c.start}-{c.end})",
+                      highlight=False)
+            out.print(f"      “{escape(c.quote)}”", highlight=False)
 
 
 @app.command()
@@ -222,9 +273,13 @@ def ask(
     backend: Annotated[Optional[LLMBackendName], typer.Option("--backend", help="Generator backend.")] = None,
     mode: Annotated[Optional[RetrievalMode], typer.Option("--mode", help="Retrieval mode.")] = None,
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=20, help="Passages given to the generator.")] = None,
+    doc: DocOption = None, author: AuthorOption = None, since: SinceOption = None, until: UntilOption = None,
+    where: WhereOption = None, collection: CollectionOption = None,
 ) -> None:
-    """Answer one question from the documents, with verified citations."""
-    answer = _components().answerer.ask(question, backend=backend, mode=mode, top_k=k)
+    """Answer one question from the documents, with verified citations (only from the documents the filter options
+    let through)."""
+    flt = _filter(doc, author, since, until, where)
+    answer = _existing(collection).answerer.run(question, backend=backend, mode=mode, top_k=k, where=flt).answer()
     if as_json:
         out.print_json(json.dumps(answer.to_dict(with_passages=False), ensure_ascii=False))
     else:
@@ -235,11 +290,17 @@ def ask(
 @friendly_errors
 def chat(
     backend: Annotated[Optional[LLMBackendName], typer.Option("--backend", help="Generator backend.")] = None,
+    doc: DocOption = None, author: AuthorOption = None, since: SinceOption = None, until: UntilOption = None,
+    where: WhereOption = None, collection: CollectionOption = None,
 ) -> None:
-    """Interactive questions with history and streamed answers. Commands: /sources /reset /quit."""
+    """Interactive questions with history and streamed answers. Commands: /sources /reset /quit. The filter options
+    hold for the whole session."""
     from rag.generation.followup import Turn
 
-    answerer = _components().answerer
+    flt = _filter(doc, author, since, until, where)
+    parts = _existing(collection)
+    parts.retriever.allowed_docs(flt)  # an unknown author, document or key is an error before the first question
+    answerer = parts.answerer
     history: list[Turn] = []
     last = None
     out.print("Ask a question about the documents. /sources shows the last answer's sources, /reset clears history, /quit leaves.")
@@ -266,7 +327,7 @@ def chat(
             err.print(f"unknown command {line}; use /sources, /reset or /quit")
             continue
         try:
-            run = answerer.run(line, history, backend=backend)
+            run = answerer.run(line, history, backend=backend, where=flt)
             for i, sentence in enumerate(run.verified()):  # each sentence once it passed its check
                 out.print(("" if i == 0 else " ") + sentence, end="", highlight=False, soft_wrap=True)
             last = run.answer()
@@ -396,11 +457,57 @@ def synth_corpus(
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+    collection: Annotated[Optional[str], typer.Option("--collection", help="The default collection (requests may name any other).")] = None,
 ) -> None:
     """Run the HTTP service: OpenAI-compatible chat, native API, web page at /."""
     from service.server import run
 
-    run(_settings(), host, port)
+    run(_settings(collection=collection), host, port)
+
+
+collections_app = typer.Typer(help="List collections (with counts), or delete one.", no_args_is_help=False)
+app.add_typer(collections_app, name="collections")
+
+
+@collections_app.callback(invoke_without_command=True)
+@friendly_errors
+def collections(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the collections of the store with their chunk and document counts."""
+    if ctx.invoked_subcommand is not None:
+        return
+    infos = _components().collections.info()
+    if as_json:
+        out.print_json(json.dumps([i.to_dict() for i in infos]))
+        return
+    if not infos:
+        out.print("(no collections: `rag ingest --collection NAME PATH` creates one)")
+        return
+    table = Table("collection", "documents", "chunks", "embedding model")
+    for i in infos:
+        table.add_row(escape(i.name), str(i.documents), str(i.chunks), escape(i.embed_model or ""))
+    out.print(table)
+
+
+@collections_app.command("delete")
+@friendly_errors
+def collections_delete(
+    name: Annotated[str, typer.Argument(help="The collection to delete (see `rag collections`).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a collection: every chunk and its BM25 index (uploaded originals are kept)."""
+    from rag.index.collections import UnknownCollection, check_collection_name
+
+    check_collection_name(name)
+    store = _components().collections
+    found = {i.name: i for i in store.info()}
+    if name not in found:
+        raise UnknownCollection(f"no collection {name!r}; collections: {', '.join(found) or '(none)'}")
+    info = found[name]
+    if not yes and not typer.confirm(f"Delete collection {name!r} ({info.documents} documents, {info.chunks} chunks)?"):
+        err.print("not deleted")
+        raise typer.Exit(1)
+    removed = store.delete(name)
+    out.print(f"deleted collection {name}: {removed} chunks")
 
 
 def main() -> None:

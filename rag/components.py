@@ -1,5 +1,6 @@
 """Wiring, in one place: the store, embedder, BM25 index, retriever, ingestor, generators and answerer of one
 collection, built on first use and shared. The CLI, the service, eval and bench all get their parts here.
+``for_collection(name)`` gives another collection's parts, sharing the models.
 
 Parts are built lazily, so a command pays only for what it uses (``rag delete`` never loads the embedding
 model), and exactly once per ``Components`` (one ``LexicalIndex`` per collection per process).
@@ -16,6 +17,7 @@ from rag.generation.answerer import Answerer
 from rag.generation.backends import Generator
 from rag.generation.generators import Generators
 from rag.index.chunk_index import ChunkIndex
+from rag.index.collections import Collections
 from rag.index.lexical import LexicalIndex
 from rag.index.store import ChunkStore
 from rag.ingestion.pipeline import Ingestor
@@ -30,13 +32,44 @@ class Components:
     ready-made generators by name (tests use a scripted ``FakeGenerator``)."""
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None,
-                 generators: Mapping[str, Generator] | None = None) -> None:
+                 generators: Mapping[str, Generator] | None = None, parent: Components | None = None) -> None:
         self.settings = settings
         self._lock = threading.RLock()
         self._parts: dict[str, object] = {}
         if embedder is not None:
             self._parts["embedder"] = embedder
         self._generator_overrides = dict(generators or {})
+        self._parent = parent  # the components of the configured collection (they own the models)
+        self._siblings: dict[str, Components] = {}
+
+    def for_collection(self, name: str | None) -> Components:
+        """The parts of collection ``name`` (None: this one), built once and kept. They share this object's embedding
+        model and generators (loaded once per process) and nothing else: their own store handle, BM25 index,
+        retriever and ingestor, so one collection never sees another's chunks."""
+        from rag.index.collections import check_collection_name
+
+        if name is None or name == self.settings.collection:
+            return self
+        if self._parent is not None:
+            return self._parent.for_collection(name)
+        check_collection_name(name)
+        with self._lock:
+            sibling = self._siblings.get(name)
+            if sibling is None:
+                sibling = self._siblings[name] = Components(self.settings.model_copy(update={"collection": name}), parent=self)
+            return sibling
+
+    def for_collection_built(self, name: str) -> bool:
+        """True when the parts of collection ``name`` were asked for already (and so it exists, or is being made)."""
+        root = self._parent or self
+        return name == root.settings.collection or name in root._siblings
+
+    @property
+    def collections(self) -> Collections:
+        """Every collection of the store: names, counts, deletion."""
+        if self._parent is not None:
+            return self._parent.collections
+        return self._part("collections", lambda: Collections(self.settings))
 
     def _part(self, name: str, build: Callable[[], T]) -> T:
         found = self._parts.get(name)
@@ -57,6 +90,8 @@ class Components:
 
     @property
     def embedder(self) -> Embedder:
+        if self._parent is not None:
+            return self._parent.embedder
         return self._part("embedder", lambda: get_embedder(self.settings))
 
     @property
@@ -78,6 +113,8 @@ class Components:
 
     @property
     def generators(self) -> Generators:
+        if self._parent is not None:
+            return self._parent.generators
         return self._part("generators", lambda: Generators(self.settings, lambda: self.embedder, self._generator_overrides))
 
     @property

@@ -55,3 +55,15 @@ class EmptyQuestion(InvalidQuestion):
 
 class QuestionTooLong(InvalidQuestion):
     """The question is longer than ``RAG_MAX_QUESTION_CHARS``."""
+
+
+class InvalidFilter(RagError):
+    """A search filter that names an unknown field, document, author or metadata key, or a malformed date."""
+
+
+class CollectionError(RagError):
+    """A collection name that is not valid."""
+
+
+class UnknownCollection(CollectionError):
+    """A collection that does not exist (404 in the service)."""

@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from rag.generation.answer import Answer
 from rag.generation.followup import Turn
 from rag.generation.run import AnswerRun
+from rag.retrieval.filters import SearchFilter
 from rag.retrieval.query import check_unicode
 from rag.settings import LLMBackendName, RetrievalMode
 from service.errors import ServiceError
@@ -30,6 +31,8 @@ class AnswerJob:
     mode: RetrievalMode | None = None
     top_k: int | None = None
     draft: bool = False  # stream the unverified draft as generated (else: verified sentences only)
+    where: SearchFilter | None = None  # only passages of the documents this lets through
+    collection: str | None = None  # None: the server's configured collection
 
 
 def resolve_backend(state: ServiceState, requested: LLMBackendName | None) -> LLMBackendName:
@@ -50,9 +53,12 @@ async def start(state: ServiceState, job: AnswerJob, streaming: bool = True) -> 
     a cancel (the client went away) stops the generation after the current token, not after the whole answer."""
     for i, turn in enumerate(job.history):
         check_unicode(turn.content, f"history turn {i + 1}")
-    components = await state.acore()
+    components = await state.acore(job.collection)
     backend = resolve_backend(state, job.backend)
-    run = await run_in_threadpool(components.answerer.run, job.question, job.history, backend, job.mode, job.top_k)
+    if job.where is not None:  # an unknown author, document or key is a 400 now, not an in-band error mid-stream
+        await run_in_threadpool(components.retriever.allowed_docs, job.where)
+    run = await run_in_threadpool(components.answerer.run, job.question, job.history, backend, job.mode, job.top_k,
+                                  job.where)
     try:
         return run, state.queue.submit(lambda: _events(run, draft=job.draft or not streaming))
     except QueueFull as exc:

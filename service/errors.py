@@ -16,18 +16,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import (
+    CollectionError,
     DocumentConflict,
     DocumentError,
     DocumentTooLarge,
     EmptyDocument,
     EmptyIndex,
     EmptyQuestion,
+    InvalidFilter,
     InvalidQuestion,
     LLMUnavailable,
     ModelError,
     QuestionTooLong,
     RagError,
     StoreUnavailable,
+    UnknownCollection,
     UnsupportedDocumentType,
 )
 
@@ -45,6 +48,9 @@ RAG_ERRORS: list[tuple[type[RagError], int, str, str]] = [
     (DocumentConflict, 409, INVALID, "document_conflict"),
     (DocumentError, 400, INVALID, "invalid_document"),
     (EmptyIndex, 409, INVALID, "empty_index"),
+    (InvalidFilter, 400, INVALID, "invalid_filter"),
+    (UnknownCollection, 404, "not_found_error", "collection_not_found"),
+    (CollectionError, 400, INVALID, "invalid_collection"),
     (StoreUnavailable, 503, SERVER, "store_unavailable"),
     (ModelError, 503, SERVER, "model_unavailable"),
     (LLMUnavailable, 503, SERVER, "llm_unavailable"),

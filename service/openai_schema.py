@@ -84,6 +84,8 @@ class ChatCompletionRequest(BaseModel):
     mode: RetrievalMode | None = Field(None, description="Extension: retrieval mode (dense, bm25, hybrid).")
     top_k: int | None = Field(None, ge=1, le=20, description="Extension: passages given to the generator.")
     stream_draft: bool = Field(False, description="Extension: stream the unverified draft as generated (default: verified sentences only).")
+    filter: dict[str, Any] | None = Field(None, description='Extension: only documents that pass, e.g. {"author": "Koneska", "since": "2021-01-01", "where": {"topic": "x"}} (openai client: extra_body={"filter": ...}).')
+    collection: str | None = Field(None, description="Extension: the collection to answer from (or name it as the model: rag:<name>).")
 
 
 # -- response -------------------------------------------------------------------------------------

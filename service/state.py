@@ -17,7 +17,8 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 
 from rag.components import Components
-from rag.errors import RagError, StoreUnavailable
+from rag.errors import RagError, StoreUnavailable, UnknownCollection
+from rag.index.collections import check_collection_name, uploads_dir
 from rag.settings import Settings
 from service.metrics import Metrics
 from service.queue import GenerationQueue
@@ -31,7 +32,7 @@ class ServiceState:
         self.components = components or Components(settings)
         self.queue = GenerationQueue(settings.generation_queue_size)
         self.metrics = Metrics(self.queue)
-        self.uploads_dir = Path(settings.data_dir) / "uploads"
+        self.uploads_dir = uploads_dir(settings)  # the configured collection's
         self.docs_lock = asyncio.Lock()  # uploads and deletes change the index one at a time
         self.started_at = time.time()
         self._core_lock = threading.Lock()
@@ -53,7 +54,10 @@ class ServiceState:
         except RagError as exc:
             log.warning("store not ready at startup", extra={"error": str(exc)})
         try:
-            self.components.generators.get()
+            generator = self.components.generators.get()
+            warm_judge = getattr(generator, "warm_judge", None)
+            if callable(warm_judge):  # the judge's instruction, so the first answer does not pay for it
+                warm_judge()
         except RagError as exc:
             log.warning("generator not ready at startup", extra={"backend": self.settings.llm_backend, "error": str(exc)})
         self.warm.set()
@@ -67,31 +71,58 @@ class ServiceState:
     def core_loading(self) -> bool:
         return self._core_lock.locked()
 
-    def core(self) -> Components:
-        """The components with store, embedder, index, retriever, ingestor and answerer built (blocking).
+    def collection(self, name: str | None, create: bool = False) -> Components:
+        """The components of collection ``name`` (None: the configured one). Raises ``CollectionError`` for a name
+        Chroma would refuse and, unless ``create`` (an upload may start a collection), ``UnknownCollection`` for one
+        that does not exist: a misspelt name is an error, never an empty collection made on the fly."""
+        if name is None or name == self.settings.collection:
+            return self.components
+        check_collection_name(name)
+        if not create and not self.components.for_collection_built(name):
+            names = self.components.collections.names()
+            if name not in names:
+                raise UnknownCollection(f"no collection {name!r}; collections: {', '.join(names) or '(none)'}")
+        return self.components.for_collection(name)
+
+    def collection_names(self) -> list[str]:
+        """Every collection of the store, the configured one first (it is listed even while still empty)."""
+        names = self.components.collections.names()
+        return [self.settings.collection, *(n for n in names if n != self.settings.collection)]
+
+    def uploads_for(self, components: Components) -> Path:
+        return uploads_dir(self.settings, components.settings.collection)
+
+    def core(self, collection: str | None = None, create: bool = False) -> Components:
+        """The components of a collection with store, embedder, index, retriever, ingestor and answerer built
+        (blocking).
 
         Raises StoreUnavailable/ModelError when they cannot be built; the next call tries again.
         """
-        c = self.components
+        c = self.collection(collection, create)
         if c.built("answerer") and c.built("ingestor"):
             return c
+        default = c is self.components  # readiness reports the configured collection only
         with self._core_lock:
             try:
                 c.answerer, c.ingestor  # noqa: B018 - building them is the point
-                self.core_error = None
+                if default:
+                    self.core_error = None
             except RagError as exc:
-                self.core_error = str(exc)
+                if default:
+                    self.core_error = str(exc)
                 raise
             except Exception as exc:  # e.g. a chromadb error type we do not know: report, never crash
-                self.core_error = f"cannot open the store: {type(exc).__name__}: {exc}"
-                raise StoreUnavailable(self.core_error) from exc
+                error = f"cannot open the store: {type(exc).__name__}: {exc}"
+                if default:
+                    self.core_error = error
+                raise StoreUnavailable(error) from exc
             return c
 
-    async def acore(self) -> Components:
+    async def acore(self, collection: str | None = None, create: bool = False) -> Components:
         c = self.components
-        if c.built("answerer") and c.built("ingestor"):
+        if collection in (None, self.settings.collection) and c.built("answerer") and c.built("ingestor"):
             return c
-        return await run_in_threadpool(self.core)
+        return await run_in_threadpool(self.core, collection, create)
 
     # -- unexpected errors ----------------------------------------------------------------------
     async def classify_unexpected(self, exc: Exception) -> tuple[int, str, str, str] | None:

@@ -137,7 +137,7 @@ def test_a_replacement_with_as_many_chunks_is_noticed_without_an_explicit_sync(t
     assert reader.search("zebracorn", k=1, mode="bm25")[0].doc_id == "note.txt"
     note.write_text("Field notes. The quasarwing migration was observed near the river in spring.")
     assert Components(settings, embedder=embedder).ingestor.ingest_paths([docs]).updated == ["note.txt"]
-    assert reader.store.count() == 1  # same count: only the newest id tells the reader
+    assert reader.store.count() == 2  # the note and its card, as before: only the newest id tells the reader
     assert reader.search("quasarwing", k=1, mode="bm25")[0].doc_id == "note.txt"
     assert reader.search("zebracorn", k=1, mode="bm25") == []
 

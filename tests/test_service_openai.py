@@ -38,11 +38,11 @@ def _comparable(text: str) -> str:
     return re.sub(r"[\s.]+", "", text)
 
 
-def test_models_lists_the_configured_model(client: openai.OpenAI) -> None:
+def test_models_list_one_model_per_collection(client: openai.OpenAI) -> None:
     models = client.models.list()
-    assert [m.id for m in models.data] == [MODEL_ID]
+    assert [m.id for m in models.data] == ["rag:rag"]  # the one collection, named as the model that answers from it
     assert models.data[0].object == "model" and models.data[0].owned_by
-    assert client.models.retrieve(MODEL_ID).id == MODEL_ID
+    assert client.models.retrieve(MODEL_ID).id == MODEL_ID  # the LLM's name answers from the configured collection
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")
 

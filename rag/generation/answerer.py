@@ -14,6 +14,7 @@ from rag.generation.generators import FALLBACK, Generators
 from rag.generation.prompt import build_messages, compress
 from rag.generation.run import AnswerRun
 from rag.retrieval import Passage, Retriever
+from rag.retrieval.filters import SearchFilter
 from rag.retrieval.query import checked_question
 from rag.settings import RetrievalMode, Settings
 from rag.verification.answer_check import CITED_WITHOUT_ANSWER, AnswerCheck
@@ -45,15 +46,16 @@ class Answerer:
         return float(self.confidence_model.meta.get("min_confidence", 0.0)) if self.confidence_model else 0.0
 
     def run(self, question: str, history: Sequence[Turn] = (), backend: str | None = None,
-            mode: RetrievalMode | None = None, top_k: int | None = None) -> AnswerRun:
+            mode: RetrievalMode | None = None, top_k: int | None = None, where: SearchFilter | None = None) -> AnswerRun:
         """Check the question and the index, load the generator, and return the run (nothing is generated yet).
+        ``where`` limits retrieval to the documents it lets through.
 
         Raises ``EmptyQuestion``, ``QuestionTooLong``, ``EmptyIndex`` or ``ModelError`` before anything streams.
         """
         question = checked_question(question, self.settings.max_question_chars)
         self.retriever.index.require_content()
         generator = self.generators.get(backend)
-        return AnswerRun(self, question, tuple(history), generator, mode, top_k)
+        return AnswerRun(self, question, tuple(history), generator, mode, top_k, where)
 
     def ask(self, question: str, history: Sequence[Turn] = (), backend: str | None = None,
             mode: RetrievalMode | None = None, top_k: int | None = None) -> Answer:
@@ -61,8 +63,9 @@ class Answerer:
         return self.run(question, history, backend, mode, top_k).answer()
 
     # -- the steps, in the order a run takes them -------------------------------------------------
-    def retrieve(self, question: str, mode: RetrievalMode | None, top_k: int | None) -> list[Passage]:
-        return self.retriever.search(question, k=top_k or self.settings.answer_top_k, mode=mode)
+    def retrieve(self, question: str, mode: RetrievalMode | None, top_k: int | None,
+                 where: SearchFilter | None = None) -> list[Passage]:
+        return self.retriever.search(question, k=top_k or self.settings.answer_top_k, mode=mode, where=where)
 
     def build_prompt(self, question: str, passages: list[Passage]) -> Prompt:
         """Passages compressed to the sentences closest to the question, numbered, under the fixed system prompt."""

@@ -70,6 +70,6 @@ def _overlap(question_terms: set[str], terms: set[str]) -> float:
 
 def build_messages(question: str, context: list[ContextPassage]) -> list[dict[str, str]]:
     """Chat messages: a fixed system prompt first (its KV cache is reused across calls), then data and question."""
-    blocks = "\n".join(f"[{c.n}] ({sanitize(c.passage.title)}) {sanitize(c.text)}" for c in context)
+    blocks = "\n".join(f"[{c.n}] ({sanitize(c.passage.byline())}) {sanitize(c.text)}" for c in context)
     user = f"<passages>\n{blocks}\n</passages>\n\nQuestion: {sanitize(question)}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

@@ -21,6 +21,7 @@ from rag.generation.backends import GenerationStats, Generator, Prompt
 from rag.generation.followup import Turn, standalone_question
 from rag.generation.generators import FALLBACK
 from rag.retrieval import Passage
+from rag.retrieval.filters import SearchFilter
 from rag.settings import RetrievalMode
 
 if TYPE_CHECKING:
@@ -40,11 +41,12 @@ class AnswerRun:
     """A question on its way to a verified answer. Created by ``Answerer.run`` after the question was checked."""
 
     def __init__(self, answerer: Answerer, question: str, history: tuple[Turn, ...], generator: Generator,
-                 mode: RetrievalMode | None, top_k: int | None) -> None:
+                 mode: RetrievalMode | None, top_k: int | None, where: SearchFilter | None = None) -> None:
         self.question = question
         self.history = history
         self.mode = mode
         self.top_k = top_k
+        self.where = where
         self.backend = generator.name
         self.standalone = question
         self.passages: list[Passage] = []
@@ -100,7 +102,7 @@ class AnswerRun:
         a = self._answerer
         started = time.perf_counter()
         self.standalone = standalone_question(self.question, list(self.history))
-        self.passages = a.retrieve(self.standalone, self.mode, self.top_k)
+        self.passages = a.retrieve(self.standalone, self.mode, self.top_k, self.where)
         self.timings["retrieve_ms"] = _ms(started)
 
         mark = time.perf_counter()

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,11 @@ class BM25Params:
     max_dead_share: float = 0.3  # a segment with more dead rows than this is rewritten
 
 
+def doc_of(chunk_id: str) -> str:
+    """The document id of a chunk id ``doc::hash::i/n`` (document ids may hold ``::`` themselves: split from the right)."""
+    return chunk_id.rsplit("::", 2)[0]
+
+
 class Tokenizer:
     """Lower-cased, stop-worded, stemmed word tokens (the same analysis for chunks and queries)."""
 
@@ -63,6 +68,7 @@ class Segment:
     lengths: np.ndarray  # tokens per row
     tf: sparse.csc_matrix
     live: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    _doc_codes: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.live.size != len(self.ids):
@@ -71,6 +77,14 @@ class Segment:
     @property
     def dead(self) -> int:
         return int(self.live.size - self.live.sum())
+
+    def doc_codes(self, codes: dict[str, int]) -> np.ndarray:
+        """Each row's document as an integer code of ``codes`` (doc id -> code, grown as needed); computed once per
+        segment (segments never change their rows), so a filtered search costs one array lookup per row."""
+        if self._doc_codes is None or self._doc_codes.size != len(self.ids):
+            self._doc_codes = np.fromiter((codes.setdefault(doc_of(cid), len(codes)) for cid in self.ids),
+                                          dtype=np.int64, count=len(self.ids))
+        return self._doc_codes
 
     def term_counts(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Document frequency of each term column over ``rows`` (default: live rows)."""
@@ -105,6 +119,7 @@ class BM25Index:
         self.df = np.zeros(0, dtype=np.int64)
         self.total_length = 0
         self._unsaved: set[str] = set()
+        self.doc_code: dict[str, int] = {}  # document id -> integer code (rows are filtered by document)
 
     def __len__(self) -> int:
         return len(self.where)
@@ -160,8 +175,38 @@ class BM25Index:
         return removed
 
     # -- search ---------------------------------------------------------------------------------
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """Top ``k`` (chunk id, score) with a positive score."""
+    def _allowed_codes(self, docs: Collection[str]) -> np.ndarray:
+        """A mask over document codes: True for the codes of ``docs`` (every segment's codes are made first)."""
+        for seg in self.segments:
+            seg.doc_codes(self.doc_code)
+        allowed = np.zeros(len(self.doc_code) + 1, dtype=bool)
+        allowed[[self.doc_code[d] for d in docs if d in self.doc_code]] = True
+        return allowed
+
+    def ids_of(self, docs: Collection[str]) -> list[str]:
+        """The live chunk ids of documents ``docs`` (one array lookup per row: no scan of ids)."""
+        allowed = self._allowed_codes(docs)
+        out: list[str] = []
+        for seg in self.segments:
+            rows = np.flatnonzero(allowed[seg.doc_codes(self.doc_code)] & seg.live)
+            out.extend(seg.ids[r] for r in rows if self._is_row_of(seg, int(r)))
+        return out
+
+    def search(self, query: str, k: int, docs: Collection[str] | None = None,
+               exclude: Collection[str] = ()) -> list[tuple[str, float]]:
+        """Top ``k`` (chunk id, score) with a positive score; with ``docs``, only rows of those documents compete,
+        and rows of ``exclude`` (chunk ids) never do: both are zeroed before the top-k cut, so a filter never starves
+        the list. Scores are the collection's: a filter changes which rows compete, not their scores."""
+        allowed: np.ndarray | None = None
+        if docs is not None:
+            allowed = self._allowed_codes(docs)
+            if not allowed.any():
+                return []
+        dropped: dict[int, list[int]] = {}
+        for cid in exclude:
+            found = self.where.get(cid)
+            if found is not None:
+                dropped.setdefault(id(found[0]), []).append(found[1])
         n = len(self.where)
         tokens = self.tokenize([query])
         cols = sorted({self.vocab[t] for t in (tokens[0] if tokens else []) if t in self.vocab})
@@ -183,6 +228,10 @@ class BM25Index:
             term_idf = idf[np.array([j for j, _ in usable])][sub.col]
             scores = np.bincount(sub.row, weights=term_idf * sub.data / (norm + sub.data), minlength=len(seg.ids))
             scores[~seg.live] = 0.0
+            if allowed is not None:
+                scores[~allowed[seg.doc_codes(self.doc_code)]] = 0.0
+            if id(seg) in dropped:
+                scores[dropped[id(seg)]] = 0.0
             top = np.argpartition(-scores, k - 1)[:k] if scores.size > k else np.arange(scores.size)
             found.extend((float(scores[r]), seg.ids[r]) for r in top if scores[r] > 0 and self._is_row_of(seg, int(r)))
         found.sort(key=lambda item: (-item[0], item[1]))

@@ -6,6 +6,7 @@ made by other processes are picked up by ``LexicalIndex`` syncing with the store
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from rag.errors import EmptyIndex
 from rag.index.lexical import LexicalIndex, bm25_text
-from rag.index.store import ChunkStore
+from rag.index.store import ChunkStore, chunk_id
 
 
 class ChunkIndex:
@@ -22,6 +23,27 @@ class ChunkIndex:
     def __init__(self, store: ChunkStore, lexical: LexicalIndex) -> None:
         self.store = store
         self.lexical = lexical
+        self._cards: tuple[tuple[int, str | None], list[dict[str, Any]], frozenset[str]] | None = None
+        self._cards_lock = threading.Lock()
+
+    def cards(self) -> list[dict[str, Any]]:
+        """Every document's card metadata (from its first chunk), read again only when the store changed (this
+        process's writes at once; other processes' within ``bm25_refresh_seconds``). What filters resolve against."""
+        return self._catalog()[1]
+
+    def card_ids(self) -> frozenset[str]:
+        """The ids of the documents' card chunks (each document's last chunk, when it was ingested with one)."""
+        return self._catalog()[2]
+
+    def _catalog(self) -> tuple[tuple[int, str | None], list[dict[str, Any]], frozenset[str]]:
+        version = self.lexical.store_version()
+        with self._cards_lock:
+            if self._cards is None or self._cards[0] != version:
+                docs = self.store.documents()
+                cards = frozenset(chunk_id(str(m["doc_id"]), str(m["content_hash"]), int(m["n_chunks"]) - 1, int(m["n_chunks"]))
+                                  for m in docs if m.get("kind") and m.get("content_hash") and m.get("n_chunks"))
+                self._cards = (version, docs, cards)
+            return self._cards
 
     @property
     def collection(self) -> str:
@@ -31,12 +53,14 @@ class ChunkIndex:
         """Upsert chunks with their embeddings, and index them for BM25."""
         self.store.upsert(ids, vectors, texts, metadatas)
         self.lexical.add(ids, [bm25_text(t, m) for t, m in zip(texts, metadatas, strict=True)])
+        self._cards = None
 
     def remove(self, ids: Sequence[str]) -> None:
         """Delete chunks from the store and from BM25."""
         if ids:
             self.store.delete_ids(ids)
             self.lexical.remove(ids)
+            self._cards = None
 
     def delete_document(self, doc_id: str) -> int:
         """Remove every chunk of a document; returns how many were removed (no embedding model needed)."""
@@ -50,6 +74,7 @@ class ChunkIndex:
         """Drop every chunk (store and BM25) and start an empty collection for the configured embedding model."""
         self.store.reset()
         self.lexical.rebuild()
+        self._cards = None
 
     def is_empty(self) -> bool:
         """True when the collection holds no chunk (the count is cached for ``bm25_refresh_seconds``)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,15 +62,30 @@ class LexicalIndex:
             assert self._index is not None
             return self._index
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+    def search(self, query: str, k: int, docs: Collection[str] | None = None,
+               exclude: Collection[str] = ()) -> list[tuple[str, float]]:
         """Top ``k`` (chunk id, score), read under the lock: uploads, deletes and syncs change the index in place,
-        and a search that ran beside them saw half-made changes (IndexError, one id twice)."""
+        and a search that ran beside them saw half-made changes (IndexError, one id twice). ``docs``: only chunks of
+        these documents; ``exclude``: never these chunks (both applied before the top-k cut)."""
         with self._lock:
-            return self.current().search(query, k)
+            return self.current().search(query, k, docs, exclude)
+
+    def ids_of(self, docs: Collection[str]) -> list[str]:
+        """The chunk ids of documents ``docs`` (from the index, synced with the store like a search)."""
+        with self._lock:
+            return self.current().ids_of(docs)
+
+    def size(self) -> int:
+        with self._lock:
+            return len(self.current())
 
     def store_count(self) -> int:
         """Chunks in the store, asked at most every ``bm25_refresh_seconds`` (one round trip in server mode)."""
         return self._store_version()[0]
+
+    def store_version(self) -> tuple[int, str | None]:
+        """The store's (chunk count, newest id), asked at most every ``bm25_refresh_seconds``: changes with any write."""
+        return self._store_version()
 
     def _store_version(self) -> tuple[int, str | None]:
         now = time.monotonic()

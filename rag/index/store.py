@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,7 @@ from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 GET_PAGE = 5000  # rows per collection.get() page when scanning everything
+VECTOR_CACHE_SIZE = 20_000  # chunk vectors kept for filtered dense search (about 1.5 KiB each at 384-d)
 ID_SEP = "::"
 MODEL_KEY, DIM_KEY = "embed_model", "embed_dim"  # collection metadata: the embedding model of its vectors
 REINDEX_HINT = ("re-index with `rag ingest --reindex PATH...` (drops this collection's chunks and embeds the documents "
@@ -90,21 +93,37 @@ def _http_client(settings: Settings) -> Any:
     return client
 
 
+def open_client(settings: Settings) -> tuple[Any, Path | None]:
+    """A Chroma client for the configured store, and the lock this process now holds on it (None in server mode).
+
+    Embedded: this process holds the folder until it exits (rag.index.lock); a second process is refused here."""
+    import chromadb
+
+    lock_path = None if settings.server_mode else hold_store(settings.chroma_dir)
+    if settings.server_mode:
+        return _http_client(settings), lock_path
+    return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings()), lock_path
+
+
+def store_location(settings: Settings) -> str:
+    return f"http://{settings.chroma_host}:{settings.chroma_port}" if settings.server_mode else str(settings.chroma_dir)
+
+
 class ChunkStore:
     """The chunk collection. All writes pass explicit embeddings (Chroma must never embed itself)."""
 
     def __init__(self, settings: Settings) -> None:
-        import chromadb
+        from cachetools import LRUCache
 
         self.settings = settings
-        # Embedded: this process holds the folder until it exits (rag.index.lock); a second one is refused here.
-        self.lock_path = None if settings.server_mode else hold_store(settings.chroma_dir)
+        self.lock_path: Path | None = None
+        self._vector_cache: LRUCache[str, np.ndarray] = LRUCache(maxsize=VECTOR_CACHE_SIZE)
+        self._vector_lock = threading.Lock()
         try:
-            if settings.server_mode:
-                self.client = _http_client(settings)
-            else:
-                self.client = chromadb.PersistentClient(path=str(settings.chroma_dir), settings=_chroma_settings())
+            self.client, self.lock_path = open_client(settings)
             self.collection = self._open()
+        except StoreUnavailable:
+            raise
         except Exception as exc:  # chromadb raises many types for connection failures
             raise StoreUnavailable(f"cannot open Chroma collection {settings.collection!r} at {self.location}: {exc}") from exc
 
@@ -159,6 +178,8 @@ class ChunkStore:
         """Drop the collection (every chunk and its model record) and create it empty for the configured model."""
         self.client.delete_collection(self.settings.collection)
         self.collection = self._open()
+        with self._vector_lock:
+            self._vector_cache.clear()
 
     def release(self) -> None:
         """Let another process open the embedded folder (this object must not be used afterwards)."""
@@ -168,8 +189,7 @@ class ChunkStore:
 
     @property
     def location(self) -> str:
-        s = self.settings
-        return f"http://{s.chroma_host}:{s.chroma_port}" if s.server_mode else str(s.chroma_dir)
+        return store_location(self.settings)
 
     def count(self) -> int:
         return int(self.collection.count())
@@ -239,20 +259,37 @@ class ChunkStore:
             if got["ids"]:
                 self.collection.update(ids=list(got["ids"]), metadatas=[{**m, **changes} for m in got["metadatas"] or []])
 
+    def vectors(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The stored embeddings of chunks ``ids``: (the ids found, in order; their vectors as rows), kept in a bounded
+        cache: a chunk id names one content and one model's vector (a re-index resets the cache)."""
+        with self._vector_lock:
+            missing = [cid for cid in ids if cid not in self._vector_cache]
+        for start in range(0, len(missing), GET_PAGE):
+            got = self.collection.get(ids=list(missing[start : start + GET_PAGE]), include=["embeddings"])
+            with self._vector_lock:
+                for cid, vec in zip(got["ids"], got["embeddings"] if got["embeddings"] is not None else [], strict=True):
+                    self._vector_cache[cid] = np.asarray(vec, dtype=np.float32)
+        with self._vector_lock:
+            found = [(cid, self._vector_cache[cid]) for cid in ids if cid in self._vector_cache]
+        if not found:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return [cid for cid, _ in found], np.vstack([vec for _, vec in found])
+
     def get(self, ids: list[str]) -> list[tuple[str, str, dict[str, Any]]]:
         got = self.collection.get(ids=ids, include=["documents", "metadatas"])
         by_id = {i: (i, t, m) for i, t, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)}
         return [by_id[i] for i in ids if i in by_id]
 
-    def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, str, dict[str, Any], float]]:
+    def query(self, embedding: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, str, dict[str, Any], float]]:
         """Nearest chunks as (id, text, metadata, cosine similarity); fewer than ``k`` when the collection is smaller.
+        ``where`` (a Chroma metadata filter) is applied inside the search: the k nearest of the matching chunks.
 
         No count() first: Chroma clamps ``n_results`` itself, and counting costs more than the query at 100k chunks.
         """
         if k <= 0:
             return []
         res = self.collection.query(
-            query_embeddings=[embedding.tolist()], n_results=k, include=["documents", "metadatas", "distances"]
+            query_embeddings=[embedding.tolist()], n_results=k, where=where, include=["documents", "metadatas", "distances"]
         )
         return [
             (i, t, m, 1.0 - float(d))

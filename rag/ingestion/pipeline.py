@@ -9,10 +9,11 @@ Deterministic ids mean nothing is ever duplicated.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from rag.embedding import Embedder
 from rag.errors import DocumentConflict, DocumentError
 from rag.ingestion.chunking import Chunk, chunk_text
 from rag.ingestion.cleaning import CleanText, clean_text
-from rag.ingestion.metadata import derive_author, derive_title, doc_id_for
+from rag.ingestion.metadata import DeclaredMetadata, DocumentCard, build_card, doc_id_for, read_sidecar, sidecar_for
 from rag.ingestion.readers import check_size, is_supported, read_document
 from rag.index.chunk_index import ChunkIndex
 from rag.settings import Settings
@@ -32,7 +33,8 @@ from rag.index.store import ChunkStore, DocState, chunk_id
 log = logging.getLogger(__name__)
 UPLOAD, FILE = "upload", "file"  # a document's origin: uploaded through the API, or ingested from a folder
 # Bump when cleaning or chunking rules change so unchanged files are re-processed once.
-PIPELINE_VERSION = "2"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
+PIPELINE_VERSION = "3"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
+# 3: every chunk carries its document's card (authors, date, publisher, user metadata); one card chunk per document
 
 
 @dataclass
@@ -42,36 +44,46 @@ class SourceFile:
     root: Path | None = None  # the folder it was found in (None: the file was named itself)
 
 
+TEXT, CARD = "text", "card"  # a chunk's kind: a span of the document, or its card (the last chunk)
+
+
 @dataclass
 class PreparedDocument:
-    """A document cleaned and chunked, ready to embed."""
+    """A document cleaned and chunked, ready to embed. Its last chunk is its card (``card_chunk``)."""
 
     doc_id: str
     source: str
-    title: str
-    author: str | None
+    card: DocumentCard
     content_hash: str
     clean: CleanText
     chunks: list[Chunk]
     origin: str = FILE
     replaces: list[str] = field(default_factory=list)  # other doc ids of the same source (an older id scheme)
 
+    @property
+    def title(self) -> str:
+        return self.card.title
+
+    @property
+    def author(self) -> str | None:
+        return self.card.author
+
     def metadata(self, chunk: Chunk) -> dict[str, Any]:
+        """The chunk's position and the document's card, scalars only (Chroma's rule)."""
         start, end = self.clean.source_span(chunk.start, chunk.end)
-        meta: dict[str, Any] = {
+        is_card = chunk.index == len(self.chunks) - 1
+        return {
             "doc_id": self.doc_id,
-            "title": self.title,
             "source": self.source,
             "chunk_index": chunk.index,
             "n_chunks": len(self.chunks),
-            "start": start,
-            "end": end,
+            "start": 0 if is_card else start,
+            "end": 0 if is_card else end,
             "content_hash": self.content_hash,
             "origin": self.origin,
+            "kind": CARD if is_card else TEXT,
+            **self.card.metadata(),
         }
-        if self.author:
-            meta["author"] = self.author
-        return meta
 
     def ids(self) -> list[str]:
         return [chunk_id(self.doc_id, self.content_hash, c.index, len(self.chunks)) for c in self.chunks]
@@ -135,22 +147,40 @@ def embed_text(title: str, text: str, settings: Settings) -> str:
     return f"{title}\n{text}" if settings.embed_title else text
 
 
-def content_hash(data: bytes, settings: Settings) -> str:
-    """Hash of the bytes and of everything that shapes the chunks: equal hash, equal chunks."""
+def content_hash(data: bytes, settings: Settings, fields: Mapping[str, Any] | None = None) -> str:
+    """Hash of the bytes and of everything that shapes the chunks (user-set metadata ``fields`` too): equal hash,
+    equal chunks."""
     digest = hashlib.sha256(data)
     digest.update(f"|v{PIPELINE_VERSION}|{settings.chunk_size}|{settings.chunk_overlap}|{settings.embed_title}".encode())
+    if fields:
+        digest.update(b"|meta|" + json.dumps(fields, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
-def prepare(data: bytes, name: str, doc_id: str, source: str, digest: str, embedder: Embedder, settings: Settings) -> PreparedDocument:
-    """Read, clean and chunk one document."""
+def prepare(data: bytes, name: str, doc_id: str, source: str, digest: str, embedder: Embedder, settings: Settings,
+            fields: Mapping[str, Any] | None = None, fields_origin: str = "sidecar") -> PreparedDocument:
+    """Read, clean and chunk one document, and make its card (``fields``: what the user set, from a sidecar file or
+    an upload's form; they win over everything the file says)."""
     raw = read_document(data, name)
     clean = clean_text(raw.text)
     if not clean.text.strip():
         raise DocumentError(f"{name!r} has no text to index")
-    title = derive_title(clean.text, raw.title)
+    layers = [DeclaredMetadata.from_mapping(fields, fields_origin, f"{name}: {fields_origin}")] if fields else []
+    if raw.declared:
+        layers.append(DeclaredMetadata.from_mapping(raw.declared, "front matter", f"{name}: front matter"))
+    if raw.info:
+        kind = "pdf" if name.lower().endswith(".pdf") else "html"
+        layers.append(DeclaredMetadata.from_mapping(raw.info, kind, name, strict=False))
+    card = build_card(clean.text, raw.text, doc_id, declared_title=raw.title, layers=layers)
     chunks = chunk_text(clean.text, embedder.encode, settings.chunk_size, settings.chunk_overlap, embedder.max_tokens)
-    return PreparedDocument(doc_id, source, title, derive_author(clean.text, title), digest, clean, chunks)
+    chunks.append(Chunk(index=len(chunks), text=card.text(), start=0, end=0))
+    return PreparedDocument(doc_id, source, card, digest, clean, chunks)
+
+
+def sidecar_fields(path: Path) -> dict[str, Any] | None:
+    """The fields of ``path``'s metadata sidecar (``NAME.meta.json``), or None when it has none."""
+    sidecar = sidecar_for(path)
+    return read_sidecar(sidecar) if sidecar is not None else None
 
 
 @dataclass
@@ -227,11 +257,14 @@ class Ingestor:
         self._finish(report, started)
         return report
 
-    def prepare_bytes(self, data: bytes, name: str, doc_id: str, source: str, origin: str = UPLOAD) -> PreparedDocument:
+    def prepare_bytes(self, data: bytes, name: str, doc_id: str, source: str, origin: str = UPLOAD,
+                      fields: Mapping[str, Any] | None = None) -> PreparedDocument:
         """Read, clean and chunk one document given as bytes (an upload): the slow, store-free half of
-        ``ingest_bytes``, safe to run outside any lock. ``source`` is where the file is kept."""
+        ``ingest_bytes``, safe to run outside any lock. ``source`` is where the file is kept; ``fields`` are
+        metadata the user set (title, author, date, publisher, any other key)."""
         check_size(name, len(data), self.settings.max_upload_bytes)
-        doc = prepare(data, name, doc_id, source, content_hash(data, self.settings), self.embedder, self.settings)
+        doc = prepare(data, name, doc_id, source, content_hash(data, self.settings, fields), self.embedder, self.settings,
+                      fields, "upload")
         doc.origin = origin
         return doc
 
@@ -249,9 +282,10 @@ class Ingestor:
         self._finish(report, started)
         return report
 
-    def ingest_bytes(self, data: bytes, name: str, doc_id: str, source: str, origin: str = UPLOAD) -> IngestReport:
+    def ingest_bytes(self, data: bytes, name: str, doc_id: str, source: str, origin: str = UPLOAD,
+                     fields: Mapping[str, Any] | None = None) -> IngestReport:
         """Ingest one document given as bytes (an upload); ``source`` is where it is kept."""
-        return self.write_prepared(self.prepare_bytes(data, name, doc_id, source, origin))
+        return self.write_prepared(self.prepare_bytes(data, name, doc_id, source, origin, fields))
 
     # -- internals ------------------------------------------------------------------------------
     def _origin(self, path: Path) -> str:
@@ -270,7 +304,7 @@ class Ingestor:
                     raise DocumentConflict(f"document id {source.doc_id!r} is also the id of {first} in this run (the same "
                                            "relative path under two folders): ingest their common parent folder instead")
                 doc = self._prepare_if_changed(source.path.read_bytes(), source.path.name, source.doc_id, str(source.path),
-                                               self._origin(source.path), catalog, report)
+                                               self._origin(source.path), catalog, report, sidecar_fields(source.path))
             except Exception as exc:  # noqa: BLE001 - one file that cannot be read or chunked is a reported skip, never an abort
                 report.failed[str(source.path)] = str(exc) if isinstance(exc, (DocumentError, OSError)) else f"{type(exc).__name__}: {exc}"
                 log.warning("document skipped", extra={"path": str(source.path), "error": str(exc)})
@@ -281,14 +315,14 @@ class Ingestor:
                 yield doc
 
     def _prepare_if_changed(self, data: bytes, name: str, doc_id: str, source: str, origin: str, catalog: Catalog,
-                            report: IngestReport) -> PreparedDocument | None:
+                            report: IngestReport, fields: Mapping[str, Any] | None = None) -> PreparedDocument | None:
         """The document cleaned and chunked, or None (recorded as unchanged) when the store already holds exactly it."""
         check_size(name, len(data), self.settings.max_upload_bytes)
         check_owner(doc_id, source, origin, catalog.meta.get(doc_id))
-        digest = content_hash(data, self.settings)
+        digest = content_hash(data, self.settings, fields)
         if self._unchanged(doc_id, source, origin, digest, catalog, report):
             return None
-        doc = prepare(data, name, doc_id, source, digest, self.embedder, self.settings)
+        doc = prepare(data, name, doc_id, source, digest, self.embedder, self.settings, fields)
         doc.origin = origin
         doc.replaces = catalog.aliases(doc_id, source)
         self._record(doc, catalog, report)

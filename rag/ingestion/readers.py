@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rag.errors import DocumentError, DocumentTooLarge, EmptyDocument, UnsupportedDocumentType
+from rag.ingestion.metadata import split_front_matter
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -28,10 +30,14 @@ _START_TAG = re.compile(rb"<[A-Za-z]")
 
 @dataclass(frozen=True)
 class RawDocument:
-    """Text extracted from one file, before cleaning. ``title`` is set when the format names one."""
+    """Text extracted from one file, before cleaning. ``title`` is set when the format names one; ``declared`` holds
+    the fields of Markdown front matter (what the author of the file set), ``info`` what the format records about the
+    document (HTML ``<meta>``/``<time>``, PDF document info): ``author``/``authors``, ``date``, ``publisher``."""
 
     text: str
     title: str | None = None
+    declared: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def is_supported(path: Path) -> bool:
@@ -69,7 +75,10 @@ def read_document(data: bytes, name: str) -> RawDocument:
         text = decode_text(data, name)
         if suffix in HTML_SUFFIXES:
             return _read_html(text, name)
-        return RawDocument(text=text, title=_markdown_title(text) if suffix != ".txt" else None)
+        if suffix == ".txt":
+            return RawDocument(text=text)
+        declared, text = split_front_matter(text)  # blanked, not cut: offsets still point into the file
+        return RawDocument(text=text, title=_markdown_title(text), declared=declared)
     except DocumentError:
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure is this file's problem, not the caller's
@@ -166,6 +175,7 @@ def _read_html(html: str, name: str = "page.html") -> RawDocument:
 
     check_html_shape(html, name)
     soup = BeautifulSoup(html, "html.parser")
+    info = _html_info(soup)  # before the header and footer (which often hold the byline and date) are dropped
     for tag in soup(HTML_DROP_TAGS):
         tag.decompose()
     heading = soup.find("h1")
@@ -175,7 +185,48 @@ def _read_html(html: str, name: str = "page.html") -> RawDocument:
     body = soup.body or soup
     blocks = [line.strip() for line in body.get_text("\n").splitlines()]
     text = "\n\n".join(line for line in blocks if line)
-    return RawDocument(text=text, title=title or None)
+    return RawDocument(text=text, title=title or None, info=info)
+
+
+# <meta> names and properties that state a document's author, date and publisher, strongest first.
+HTML_AUTHOR_META = ("citation_author", "author", "dc.creator", "dcterms.creator", "article:author", "parsely-author", "byl")
+HTML_DATE_META = ("citation_publication_date", "citation_date", "article:published_time", "dc.date", "dcterms.date",
+                  "dcterms.issued", "date", "pubdate", "publish-date", "parsely-pub-date", "og:published_time")
+HTML_PUBLISHER_META = ("citation_publisher", "og:site_name", "publisher", "dc.publisher", "dcterms.publisher", "application-name")
+
+
+def _html_info(soup: Any) -> dict[str, Any]:
+    """Author(s), date and publisher from ``<meta>`` tags, ``itemprop`` attributes and the first ``<time datetime>``."""
+    metas: dict[str, list[str]] = {}
+    for tag in soup.find_all("meta"):
+        key = str(tag.get("name") or tag.get("property") or tag.get("itemprop") or "").strip().lower()
+        content = str(tag.get("content") or "").strip()
+        if key and content:
+            metas.setdefault(key, []).append(content)
+    info: dict[str, Any] = {}
+    for key in HTML_AUTHOR_META:
+        names = [n for n in metas.get(key, []) if not n.lower().startswith(("http://", "https://"))]
+        if names:
+            info["authors"] = names if len(names) > 1 else names[0]
+            break
+    if "authors" not in info:
+        tag = soup.find(attrs={"itemprop": "author"}) or soup.find(attrs={"rel": "author"})
+        if tag is not None and tag.get_text(" ", strip=True):
+            info["authors"] = tag.get_text(" ", strip=True)
+    for key in HTML_DATE_META:
+        if metas.get(key):
+            info["date"] = metas[key][0]
+            break
+    if "date" not in info:
+        time_tag = soup.find("time", attrs={"itemprop": "datePublished"}) or soup.find("time", attrs={"pubdate": True}) \
+            or soup.find("time", attrs={"datetime": True})
+        if time_tag is not None:
+            info["date"] = str(time_tag.get("datetime") or time_tag.get_text(" ", strip=True))
+    for key in HTML_PUBLISHER_META:
+        if metas.get(key):
+            info["publisher"] = metas[key][0]
+            break
+    return info
 
 
 def _read_pdf(data: bytes, name: str) -> RawDocument:
@@ -191,11 +242,29 @@ def _read_pdf(data: bytes, name: str) -> RawDocument:
                 raise DocumentError(f"{name!r} has {len(reader.pages)} pages; the limit is {MAX_PDF_PAGES}")
             pages = [page.extract_text() or "" for page in reader.pages]
             title = (reader.metadata.title if reader.metadata else None) or None
+            info = _pdf_info(reader.metadata)
     except DocumentError:
         raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds (PdfReadError, DependencyError, ...)
         raise DocumentError(f"{name!r} is not a readable PDF: {type(exc).__name__}: {exc}") from exc
-    return RawDocument(text="\n\n".join(p.strip() for p in pages if p.strip()), title=title)
+    return RawDocument(text="\n\n".join(p.strip() for p in pages if p.strip()), title=title, info=info)
+
+
+def _pdf_info(metadata: Any) -> dict[str, Any]:
+    """Author and creation date from the PDF's document info (a date pypdf cannot parse is left out)."""
+    if not metadata:
+        return {}
+    info: dict[str, Any] = {}
+    author = metadata.get("/Author")
+    if author and str(author).strip():
+        info["authors"] = str(author).strip()
+    try:
+        created = metadata.creation_date
+    except Exception:  # noqa: BLE001 - a malformed date string is this PDF's problem; the text may still date it
+        created = None
+    if created is not None:
+        info["date"] = created
+    return info
 
 
 def _opens_without_password(reader: object) -> bool:

@@ -28,3 +28,20 @@ def checked_question(text: str, limit: int) -> str:
     if len(text) > limit:
         raise QuestionTooLong(f"the question has {len(text)} characters; the limit is {limit}")
     return text
+
+
+# A question about a document itself (who wrote or published it, when): only these let document cards compete.
+_ABOUT_DOCUMENTS = re.compile(
+    r"\b(?:who\s+(?:wrote|writes|authored|penned|published|publishes|is\s+the\s+(?:author|writer|publisher))|"
+    r"authors?|writers?|byline|written|published|publishers?|publication|publishing|"
+    r"(?:which|what)\s+(?:site|website|outlet|newspaper|magazine|journal|think[- ]tank|organi[sz]ation)\s+(?:ran|carried|put\s+out)|"
+    r"when\s+(?:was|is|were)\s+.{1,120}?\s+(?:written|dated|posted|released|issued)|"
+    r"(?:date|year)\s+of\s+(?:the|this|that)\s+(?:article|document|report|piece|paper|analysis|post)|"
+    r"source\s+file)\b",
+    re.IGNORECASE)
+
+
+def asks_about_documents(question: str) -> bool:
+    """True for a question about a document itself ("Who wrote the article about ...?", "When was ... published?"):
+    such questions are answered by document cards; for any other question the cards do not compete for places."""
+    return bool(_ABOUT_DOCUMENTS.search(question))
