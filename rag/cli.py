@@ -378,12 +378,18 @@ def evaluate(
         return
     settings = _settings()
     if claims:
-        from rag.evaluation.claims_eval import run_claims, write
+        from rag.evaluation.claims_eval import CachedJudge, run_claims, write
         from rag.verification.judge import judge_of
 
         components = _components(settings)
-        report = run_claims(lambda: judge_of(components.generators.get(backend)), do_fit=fit, split=split or "test",
-                            progress=sys.stderr.isatty())
+
+        def cached_judge():  # type: ignore[no-untyped-def]
+            generator = components.generators.get(backend)
+            judge = judge_of(generator)
+            key = f"{generator.name}:{getattr(generator, 'model_path', settings.llm_model)}"
+            return CachedJudge(judge, settings.data_dir / "cache" / "claims-judge.jsonl", key) if judge else None
+
+        report = run_claims(cached_judge, do_fit=fit, split=split or "test", progress=sys.stderr.isatty())
         path = write(report, reports, name or "claims")
         out.print(path.read_text(), highlight=False)
         out.print(f"written: {path}")

@@ -90,3 +90,12 @@ def citation_numbers(text: str) -> list[int]:
 def strip_citations(text: str) -> str:
     """``text`` without citation markers (each replaced by a space)."""
     return CITATION_MARKER.sub(" ", text)
+
+
+_YES_NO = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|shall|may|might|must)\b",
+                     re.IGNORECASE)
+
+
+def is_yes_no(question: str) -> bool:
+    """A question answered by yes or no ("Was it built before 1900?") or by one of two options ("Was it X or Y?")."""
+    return bool(_YES_NO.match(question))

@@ -18,6 +18,10 @@ MODEL_FILE = Path(__file__).resolve().parent / "models" / "claims.json"
 JUDGE_FEATURE = "judge_logit"
 RULE_FEATURES = ("coverage", "novel_coverage", "question_coverage", "negation_mismatch", "comparative_added",
                  "names_missing", "adds_nothing")
+# With a judge, only the risk flags join its probability. Coverage is left out on purpose: the claims set's
+# unsupported cases are written to look lexically supported, so a fit there learns that coverage means
+# "unsupported" (negative weights), which real answers, mostly copied from their passage, would pay for.
+JUDGED_FEATURES = (JUDGE_FEATURE, "negation_mismatch", "comparative_added", "names_missing", "adds_nothing")
 
 
 def features(rule: RuleCheck, judge_p: float | None) -> dict[str, float]:

@@ -25,6 +25,9 @@ _ABSTENTION = re.compile(
 )
 
 
+_BARE_VERDICT = re.compile(r"^(yes|no)[.!]?$", re.IGNORECASE)
+
+
 @dataclass
 class Claim:
     """One answer sentence (markers removed) and the passage numbers it cites."""
@@ -60,4 +63,16 @@ def split_claims(answer: str) -> list[Claim]:
         body = re.sub(r"\s+([.,;:!?])", r"\1", body)
         if body:
             out.append(Claim(body, citation_numbers(piece)))
+    return _join_bare_verdicts(out)
+
+
+def _join_bare_verdicts(claims: list[Claim]) -> list[Claim]:
+    """"No. It was closed in 1968 [1]." is one claim: a bare Yes/No is checked with the fact that decides it."""
+    out: list[Claim] = []
+    for c in claims:
+        if out and _BARE_VERDICT.match(out[-1].text):
+            verdict = out.pop()
+            first = c.text[:1].lower() if c.text[1:2].islower() and c.text[:2] != "I " else c.text[:1]  # keep "ISIS", "I"
+            c = Claim(f"{verdict.text.rstrip('.!')}, {first}{c.text[1:]}", verdict.cited + c.cited)
+        out.append(c)
     return out

@@ -14,6 +14,7 @@ _WORD_VALUES = {
     "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
     "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "dozen": 12, "hundred": 100, "thousand": 1000,
 }
+_SHORT_SCALES = {"k": 1_000, "bn": 1_000_000_000}
 _SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000, "trillion": 1_000_000_000_000}
 # Unit spellings -> one canonical name. Only units whose confusion changes a fact; "per cent" and "%" are one.
 _UNITS = {
@@ -34,7 +35,7 @@ _SCALE = "|".join(_SCALES)
 _UNIT = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
 _QUANTITY = re.compile(
     rf"(?<![\w.])(?P<num>\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?|(?:{_WORD})(?:(?:[ -]|\s+and\s+)(?:{_WORD}))*)"
-    rf"(?:\s*(?P<scale>{_SCALE})\b)?"
+    rf"(?:\s*(?P<scale>{_SCALE})\b|(?P<short>k|bn)\b)?"
     rf"(?:[ -]?(?P<unit>{_UNIT})(?![\w/]))?",
     re.IGNORECASE,
 )
@@ -78,6 +79,8 @@ def quantities(text: str) -> list[Quantity]:
             continue
         if m.group("scale"):
             value *= _SCALES[m.group("scale").lower()]
+        elif m.group("short"):  # "£42k", "$3bn": written right after the digits
+            value *= _SHORT_SCALES[m.group("short")]
         unit = m.group("unit")
         out.append(Quantity(value, _UNITS.get(unit.lower()) if unit else None, m.group(0).strip(), m.start()))
     return out

@@ -20,6 +20,9 @@ _COMPARATIVE = re.compile(
 _APPROXIMATE = re.compile(r"\b(more|less|fewer|over|under|at least|at most|nearly|almost|about|around|roughly|"
                           r"some|twice|half|double|triple|ago)\b", re.IGNORECASE)
 _NAME_PARTICLE = re.compile(r"^(al-|el-|bin\b|ibn\b|abu\b|de\b|van\b|von\b|da\b)", re.IGNORECASE)
+# Words that talk about the sources rather than the world: a sentence made only of them answers nothing.
+_META_TERMS = content_terms("passage passages document documents text source sources stated states state mentioned "
+                            "mentions mention says said according given provided information answer question")
 _WORD = re.compile(r"[A-Za-z][\w'’.-]*")
 _DEMONYM_SUFFIXES = ("ians", "ian", "ese", "ish", "ans", "an", "is", "i")
 MIN_ROOT = 4
@@ -50,12 +53,17 @@ def names(text: str) -> set[str]:
     for start, end in split_sentences(text) or [(0, len(text))]:
         words = [m.group() for m in _WORD.finditer(text[start:end])]
         for i, word in enumerate(words):
-            if not word[0].isupper() or values(word):
+            if not _capitalised(word) or values(word):
                 continue
             following = words[i + 1] if i + 1 < len(words) else ""
-            if i or following[:1].isupper() or _NAME_PARTICLE.match(following):
+            if i or _capitalised(following or "x"):
                 found.append(word)
     return content_terms(" ".join(found))
+
+
+def _capitalised(word: str) -> bool:
+    """"Kabul", and "al-Muhajir" (a lower-case particle before a capitalised name)."""
+    return word[0].isupper() or bool(_NAME_PARTICLE.match(word) and word.split("-", 1)[-1][:1].isupper())
 
 
 def windows(passage: str) -> list[str]:
@@ -85,7 +93,7 @@ class RuleCheck:
 
 def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck:
     """The best window's features (hard failures first, then coverage)."""
-    claim_terms = content_terms(claim)
+    claim_terms = content_terms(claim) - _META_TERMS  # "as passage [1] states" is no content
     question_terms = content_terms(question)
     novel = claim_terms - question_terms
     claim_names = names(claim) - question_terms
@@ -95,6 +103,8 @@ def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck
         terms = content_terms(window) | title_terms
         roots = {root(t) for t in terms}
         result = RuleCheck(window=window)
+        if not claim_terms:
+            result.reasons.append("no content: it only points at the passages")
         missing_q = missing_quantities(claim, f"{title}\n{window}")
         if missing_q and not _APPROXIMATE.search(claim):  # "more than ten years" may rest on "twelve years"
             result.reasons.append(f"quantity not in the passage: {', '.join(q.text for q in missing_q)}")

@@ -10,14 +10,13 @@ probabilities, or the extractive fallback) the rules decide alone, more strictly
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
 from rag.generation.answer import ABSTENTION, Citation
 from rag.generation.prompt import ContextPassage
-from rag.text import content_terms, split_sentences
+from rag.text import content_terms, is_yes_no, split_sentences
 from rag.verification.claim_model import ClaimModel, features
 from rag.verification.claims import Claim, is_abstention, split_claims
 from rag.verification.judge import Check, Judge
@@ -25,8 +24,6 @@ from rag.verification.rules import RuleCheck, check, windows
 
 log = logging.getLogger(__name__)
 SEMANTIC_MATCH = 0.8  # rules only: a window this close in embedding space counts as a paraphrase
-_YES_NO = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should|shall|may|might|must)\b",
-                     re.IGNORECASE)
 NO_JUDGE_NOTE = "checked by rules only (the backend gives no yes/no probabilities)"
 
 
@@ -44,11 +41,6 @@ class Verification:
         """The weakest kept claim's probability of support (0 when nothing was kept)."""
         kept = [max(c.scores[n] for n in c.final) for c in self.claims if c.final]
         return min(kept) if kept else 0.0
-
-
-def is_yes_no(question: str) -> bool:
-    """A question answered by yes or no ("Was it built before 1900?") or by one of two options."""
-    return bool(_YES_NO.match(question)) or " or " in question.lower()
 
 
 class Verifier:

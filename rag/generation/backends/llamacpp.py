@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 import threading
 import time
@@ -46,7 +47,8 @@ class LlamaCppGenerator:
         self.lock = threading.Lock()
         self.model_path = path
         self._formatter = _chat_formatter(self.llm)
-        self.prefixes = PrefixStates(self.llm, settings.model_dir / "states")
+        # Saved prefix states sit next to the model file, so every process using that model shares them.
+        self.prefixes = PrefixStates(self.llm, _writable(path.parent / "states") or settings.model_dir / "states")
         self._yes = _first_token_ids(self.llm, YES_WORDS)
         self._no = _first_token_ids(self.llm, NO_WORDS)
         # Free the model before interpreter teardown; llama-cpp's own finalizer fails once modules are gone.
@@ -72,15 +74,23 @@ class LlamaCppGenerator:
             for tokens, persist in prefixes:
                 self.prefixes.add(tokens, persist)
 
+    def warm_judge(self) -> None:
+        """Make the judge's fixed instruction ready (evaluated once per model file, then loaded from disk)."""
+        with self.lock:
+            self._ensure_judge()
+
+    def _ensure_judge(self) -> None:
+        if not self._judge_ready:
+            prefix = self.fixed_prefix(check_messages(Check("a", "b", "c", "d")), check_messages(Check("w", "x", "y", "z")))
+            self.prefixes.add(prefix, persist=True)
+            self._judge_ready = True
+
     def judge(self, checks: list[Check]) -> list[float]:
         """P(yes) for each check, read from the next-token logits after the judge prompt."""
         if not checks:
             return []
         with self.lock:
-            if not self._judge_ready:
-                prefix = self.fixed_prefix(check_messages(Check("a", "b", "c", "d")), check_messages(Check("w", "x", "y", "z")))
-                self.prefixes.add(prefix, persist=True)
-                self._judge_ready = True
+            self._ensure_judge()
             out = []
             for check in checks:
                 logits = self.prefixes.eval_suffix(self.tokens(check_messages(check)))
@@ -145,6 +155,17 @@ class LlamaCppGenerator:
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+
+def _writable(folder: Path) -> Path | None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return folder
+    except OSError:
+        return None
 
 
 def _chat_formatter(llm: Any) -> Any:

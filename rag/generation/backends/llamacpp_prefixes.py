@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ class PrefixStates:
             self.llm.eval(tokens)
             prefix.state = self._save()
             if path is not None:
-                tmp = path.with_suffix(".tmp")
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_bytes(prefix.state)
                 tmp.replace(path)
         self._prefixes.append(prefix)

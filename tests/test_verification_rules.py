@@ -1,0 +1,90 @@
+"""The deterministic layer of verification: quantities, names, negations, comparatives, echoes, citation markers
+and abstentions; and the rules-only verifier on the labelled claims (no model)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.evaluation.claims_eval import CLAIMS_GOLD, load_claims
+from rag.verification.claim_model import MODEL_FILE, ClaimModel
+from rag.verification.claims import is_abstention, split_claims
+from rag.verification.quantities import missing_quantities, quantities
+from rag.verification.rules import check, names
+
+LEADER = "Since 2020, it has been led by the Iraqi Shahab al-Muhajir. The group is based in Nangarhar."
+BRIDGE = "The Morrow Bridge opened in 1932 and was decommissioned in 1990."
+
+
+@pytest.mark.parametrize(("text", "value", "unit"), [
+    ("about 1.5 million people", 1_500_000, None), ("1,500,000 visitors", 1_500_000, None), ("fourteen attacks", 14, None),
+    ("one hundred and twelve steps", 112, None), ("twenty-seven metres", 27, "metre"), ("27 m tall", 27, "metre"),
+    ("a ten-horsepower engine", 10, "horsepower"), ("It produced 10,000 hp", 10_000, "horsepower"), ("the 1990s", 1990, None),
+])
+def test_quantities_are_values_with_units(text: str, value: float, unit: str | None) -> None:
+    (q,) = quantities(text)
+    assert (q.value, q.unit) == (value, unit)
+
+
+def test_a_quantity_must_be_the_passage_quantity_in_value_and_unit() -> None:
+    assert missing_quantities("It produced 10,000 hp", "a ten-horsepower engine")
+    assert missing_quantities("It is 27 feet tall", "The tower stands 27 metres tall")
+    assert not missing_quantities("It is 27 m tall", "The tower stands 27 metres tall")
+    assert not missing_quantities("About 1.5 million came", "about 1,500,000 came")
+    assert not missing_quantities("It had fourteen crew", "Fourteen of her crew were lost")
+
+
+def test_names_count_sentence_openers_only_as_the_start_of_a_longer_name() -> None:
+    assert names("Shahab al-Muhajir leads it.") >= {"shahab", "muhajir"}
+    assert names("Among other things, it records storms.") == set()
+    assert names("Installing the burner doubled the beam.") == set()
+    assert names("It was founded by Hafiz Saeed Khan.") == {"hafiz", "saeed", "khan"}
+
+
+def test_rules_catch_what_a_bag_of_words_missed() -> None:
+    q = "Who built the Kellsmouth lighthouse?"
+    passage = "The Kellsmouth lighthouse was built by the harbour board in 1843."
+    assert check("The lighthouse was not built by the harbour board.", q, passage).negation_mismatch
+    assert check("It was built before 1843.", "When was it built?", passage).comparative_added
+    assert check("It was built in 1851.", "When was it built?", passage).rejected  # a number the passage does not hold
+    assert check("The Kellsmouth lighthouse was built.", q, passage).adds_nothing  # an echo of the question
+    assert check("This is stated in passage [1].", q, passage).rejected  # a pointer, not an answer
+    supported = check("The harbour board built it in 1843.", q, passage)
+    assert not supported.rejected and not supported.negation_mismatch and supported.novel_coverage == 1.0
+
+
+def test_demonyms_and_titles_support_names() -> None:
+    r = check("Shahab al-Muhajir is from Iraq.", "Where is the leader from?", LEADER)
+    assert r.names_missing == 0 and r.coverage == 1.0
+    titled = check("ISIS-K is led by Shahab al-Muhajir.", "Who leads it?", LEADER, "Prospects for ISIS-K in Afghanistan")
+    assert titled.names_missing == 0
+
+
+def test_citation_markers_and_abstentions() -> None:
+    claims = split_claims("First fact [1-2]. Second fact (3). Third.[4][5] I don't know the rest.")
+    assert [c.cited for c in claims] == [[1, 2], [3], [4, 5], []]
+    assert is_abstention("I don't know: the documents do not contain the answer.")
+    assert is_abstention("The passages do not say who financed it.")
+    assert not is_abstention("Details of the deal were not provided by the police.")
+    assert not is_abstention("The lighthouse was not built by the harbour board.")
+
+
+def test_the_claim_model_was_fitted_on_the_current_claims_dev_split() -> None:
+    """The stored fit names the data it was fitted on; a changed dev split needs `rag eval --claims --fit`."""
+    import hashlib
+
+    model = ClaimModel.load(MODEL_FILE)
+    dev = [c for c in load_claims(CLAIMS_GOLD) if c.split == "dev"]
+    digest = hashlib.sha256("".join(c.model_dump_json() for c in dev).encode()).hexdigest()[:16]
+    assert model.meta["fit_data_sha256"] == digest and model.meta["fit_command"] == "rag eval --claims --fit"
+    assert 0 < model.threshold(judged=True) < 1 and "judge_logit" in model.with_judge.weights
+
+
+def test_rules_only_verifier_on_the_claims_test_split() -> None:
+    """Without a judge (an openai server without logprobs, the extractive fallback) the rules still reject what they
+    can prove wrong: every hard rejection (a quantity the passage does not state) is right at least 90% of the time."""
+    cases = [c for c in load_claims(CLAIMS_GOLD) if c.split == "test"]
+    rejected = [c for c in cases if check(split_claims(c.answer)[0].text, c.question, c.passage, c.title).rejected]
+    assert len(rejected) >= 10
+    assert sum(not c.supported for c in rejected) / len(rejected) >= 0.9, json.dumps([c.id for c in rejected if c.supported])
