@@ -14,6 +14,7 @@ import numpy as np
 
 from rag.errors import EmptyIndex
 from rag.index.lexical import LexicalIndex, bm25_text
+from rag.ingestion.aliases import AliasTable, table_of
 from rag.index.store import ChunkStore, chunk_id
 
 
@@ -25,11 +26,20 @@ class ChunkIndex:
         self.lexical = lexical
         self._cards: tuple[tuple[int, str | None], list[dict[str, Any]], frozenset[str]] | None = None
         self._cards_lock = threading.Lock()
+        self._aliases: tuple[tuple[int, str | None], AliasTable] | None = None
 
     def cards(self) -> list[dict[str, Any]]:
         """Every document's card metadata (from its first chunk), read again only when the store changed (this
         process's writes at once; other processes' within ``bm25_refresh_seconds``). What filters resolve against."""
         return self._catalog()[1]
+
+    def aliases(self) -> AliasTable:
+        """The names the collection's documents define, grouped (rebuilt when the store changed)."""
+        catalog = self._catalog()
+        with self._cards_lock:
+            if self._aliases is None or self._aliases[0] != catalog[0]:
+                self._aliases = (catalog[0], table_of(catalog[1]))
+            return self._aliases[1]
 
     def card_ids(self) -> frozenset[str]:
         """The ids of the documents' card chunks (each document's last chunk, when it was ingested with one)."""

@@ -22,6 +22,8 @@ from tqdm import tqdm
 
 from rag.embedding import Embedder
 from rag.errors import DocumentConflict, DocumentError
+from rag.ingestion.aliases import META_KEY as ALIASES_KEY
+from rag.ingestion.aliases import mine_aliases, pairs_to_meta
 from rag.ingestion.chunking import Chunk, chunk_text
 from rag.ingestion.cleaning import CleanText, clean_text
 from rag.ingestion.metadata import DeclaredMetadata, DocumentCard, build_card, doc_id_for, read_sidecar, sidecar_for
@@ -33,8 +35,9 @@ from rag.index.store import ChunkStore, DocState, chunk_id
 log = logging.getLogger(__name__)
 UPLOAD, FILE = "upload", "file"  # a document's origin: uploaded through the API, or ingested from a folder
 # Bump when cleaning or chunking rules change so unchanged files are re-processed once.
-PIPELINE_VERSION = "3"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
+PIPELINE_VERSION = "4"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
 # 3: every chunk carries its document's card (authors, date, publisher, user metadata); one card chunk per document
+# 4: the first chunk carries the names the document defines (aliases: "Islamic State Khorasan Province (ISKP)")
 
 
 @dataclass
@@ -58,6 +61,7 @@ class PreparedDocument:
     clean: CleanText
     chunks: list[Chunk]
     origin: str = FILE
+    aliases: list[tuple[str, str]] = field(default_factory=list)  # names the document defines (rag.ingestion.aliases)
     replaces: list[str] = field(default_factory=list)  # other doc ids of the same source (an older id scheme)
 
     @property
@@ -72,7 +76,9 @@ class PreparedDocument:
         """The chunk's position and the document's card, scalars only (Chroma's rule)."""
         start, end = self.clean.source_span(chunk.start, chunk.end)
         is_card = chunk.index == len(self.chunks) - 1
+        extra = {ALIASES_KEY: pairs_to_meta(self.aliases)} if chunk.index == 0 and self.aliases else {}
         return {
+            **extra,
             "doc_id": self.doc_id,
             "source": self.source,
             "chunk_index": chunk.index,
@@ -174,7 +180,7 @@ def prepare(data: bytes, name: str, doc_id: str, source: str, digest: str, embed
     card = build_card(clean.text, raw.text, doc_id, declared_title=raw.title, layers=layers)
     chunks = chunk_text(clean.text, embedder.encode, settings.chunk_size, settings.chunk_overlap, embedder.max_tokens)
     chunks.append(Chunk(index=len(chunks), text=card.text(), start=0, end=0))
-    return PreparedDocument(doc_id, source, card, digest, clean, chunks)
+    return PreparedDocument(doc_id, source, card, digest, clean, chunks, aliases=mine_aliases(clean.text))
 
 
 def sidecar_fields(path: Path) -> dict[str, Any] | None:

@@ -96,7 +96,9 @@ class Retriever:
         return None if len(docs) == len(cards) else docs
 
     def _lexical(self, query: str, k: int, docs: set[str] | None = None, skip: frozenset[str] = frozenset()) -> list[tuple[str, float]]:
-        return self.lexical.search(query, k, docs, skip)
+        """BM25 over the query with the other names of anything it names ("ISKP" also finds "ISIS-K" passages, when
+        the collection defines both)."""
+        return self.lexical.search(self.index.aliases().expand(query), k, docs, skip)
 
     def _dense(self, query: str, k: int, docs: set[str] | None = None, skip: frozenset[str] = frozenset()) -> list[Passage]:
         """The ``k`` nearest chunks of the documents ``docs`` (None: all), never one of ``skip`` (card ids).
