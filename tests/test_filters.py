@@ -137,3 +137,20 @@ def test_chat_takes_a_filter_through_extra_body(app_with) -> None:  # type: igno
     with pytest.raises(openai.BadRequestError, match="is not a date"):
         api.chat.completions.create(model="rag", messages=[{"role": "user", "content": "Who?"}], stream=True,
                                     extra_body={"filter": {"since": "last week"}})
+
+
+def test_gold_filtered_questions_retrieve_only_inside_their_filters(retriever) -> None:  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from rag.evaluation.gold import GoldQuestion, load_gold
+    from rag.evaluation.retrieval_eval import evaluate_retrieval
+    from tests.fixtures.paths import GOLD
+
+    filtered = [q for q in load_gold(GOLD) if q.type == "filtered"]
+    assert len(filtered) >= 5 and all(q.search_filter() is not None for q in filtered)
+    summary = evaluate_retrieval(retriever, filtered, "hybrid").summary()
+    assert summary["filter_leaks"] == 0 and summary["hit@5"] == 1.0
+    row = filtered[0].model_dump()
+    for bad in ({**row, "filter": None}, {**row, "filter": {"since": "soon"}}, {**row, "type": "factoid"}):
+        with pytest.raises(ValidationError):
+            GoldQuestion.model_validate(bad)

@@ -110,14 +110,15 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def run_answers(gold: Iterable[GoldQuestion], ask: Callable[[str], AnswerRecord], progress: bool = False) -> list[dict[str, Any]]:
-    """Ask each question and score it; one row per question with everything needed to audit it."""
+def run_answers(gold: Iterable[GoldQuestion], ask: Callable[..., AnswerRecord], progress: bool = False) -> list[dict[str, Any]]:
+    """Ask each question and score it; one row per question with everything needed to audit it. ``ask(question)``,
+    or ``ask(question, filter)`` for a question asked with a filter (type ``filtered``)."""
     from tqdm import tqdm
 
     questions = list(gold)
     rows = []
     for q in tqdm(questions, desc="eval", unit="q", disable=not progress):
-        rec = ask(q.question)
+        rec = ask(q.question, q.filter) if q.filter else ask(q.question)
         rows.append({
             "id": q.id, "type": q.type, "split": q.split, "unanswerable_kind": q.unanswerable_kind, "question": q.question,
             "answerable": q.answerable, "gold_answers": q.answers, "answer": rec.answer, "abstained": rec.abstained,
@@ -127,11 +128,12 @@ def run_answers(gold: Iterable[GoldQuestion], ask: Callable[[str], AnswerRecord]
     return rows
 
 
-def in_process_asker(answerer: Any, backend: str | None, mode: str | None) -> Callable[[str], AnswerRecord]:
+def in_process_asker(answerer: Any, backend: str | None, mode: str | None) -> Callable[..., AnswerRecord]:
     """Ask through the library."""
+    from rag.retrieval.filters import SearchFilter
 
-    def ask(question: str) -> AnswerRecord:
-        a = answerer.ask(question, backend=backend, mode=mode)
+    def ask(question: str, filter: dict[str, Any] | None = None) -> AnswerRecord:  # noqa: A002 - the gold field's name
+        a = answerer.run(question, backend=backend, mode=mode, where=SearchFilter.parse(filter)).answer()
         return AnswerRecord(
             answer=a.answer, abstained=a.abstained, citations=[c.__dict__ for c in a.citations], timings=a.timings,
             backend=a.backend, confidence=a.confidence, signals=a.signals, cited_texts={c.n: a.passages[c.n - 1].text for c in a.citations if c.n <= len(a.passages)},
@@ -140,7 +142,7 @@ def in_process_asker(answerer: Any, backend: str | None, mode: str | None) -> Ca
     return ask
 
 
-def remote_asker(base_url: str, api_key: str | None, timeout: float = 300) -> Callable[[str], AnswerRecord]:
+def remote_asker(base_url: str, api_key: str | None, timeout: float = 300) -> Callable[..., AnswerRecord]:
     """Ask a running service through its OpenAI-compatible endpoint with the official client."""
     import time
 
@@ -148,9 +150,10 @@ def remote_asker(base_url: str, api_key: str | None, timeout: float = 300) -> Ca
 
     client = openai.OpenAI(base_url=base_url.rstrip("/") + "/v1", api_key=api_key or "none", timeout=timeout, max_retries=0)
 
-    def ask(question: str) -> AnswerRecord:
+    def ask(question: str, filter: dict[str, Any] | None = None) -> AnswerRecord:  # noqa: A002 - the gold field's name
         started = time.perf_counter()
-        resp = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": question}])
+        resp = client.chat.completions.create(model="rag", messages=[{"role": "user", "content": question}],
+                                              extra_body={"filter": filter} if filter else None)
         extra = resp.model_extra or {}
         content = resp.choices[0].message.content or ""
         return AnswerRecord(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from rag.errors import RagError
 
-QuestionType = Literal["factoid", "numeric", "date", "list", "paraphrase", "multi_doc", "conflict", "unanswerable"]
+QuestionType = Literal["factoid", "numeric", "date", "list", "paraphrase", "multi_doc", "conflict", "unanswerable",
+                       "metadata", "filtered", "alias"]
 Split = Literal["dev", "test"]
 # How an unanswerable question imitates an answerable one (eval/README.md defines each kind).
 UnanswerableKind = Literal["out_of_scope", "other_quantity", "other_person", "false_premise", "unstated_detail",
@@ -33,6 +34,8 @@ class GoldQuestion(BaseModel):
     answerable: bool
     split: Split = Field(description="dev questions tune; test questions report (split by document).")
     unanswerable_kind: UnanswerableKind | None = None
+    filter: dict[str, Any] | None = Field(None, description="Type filtered only: the search filter the question is asked with "
+                                                            "(rag.retrieval.filters.SearchFilter's JSON form).")
 
     @model_validator(mode="after")
     def _consistent(self) -> GoldQuestion:
@@ -42,7 +45,24 @@ class GoldQuestion(BaseModel):
             raise ValueError("type 'unanswerable' must go with answerable=false")
         if (self.unanswerable_kind is None) != self.answerable:
             raise ValueError("unanswerable questions need an unanswerable_kind; answerable ones have none")
+        if (self.type == "filtered") != (self.filter is not None):
+            raise ValueError("type 'filtered' goes with a 'filter' (and only it)")
+        if self.filter is not None:
+            from rag.errors import InvalidFilter
+            from rag.retrieval.filters import SearchFilter
+
+            try:
+                if SearchFilter.parse(self.filter) is None:
+                    raise ValueError("the filter is empty")
+            except InvalidFilter as exc:
+                raise ValueError(f"invalid filter: {exc}") from None
         return self
+
+    def search_filter(self) -> Any:
+        """The question's ``SearchFilter`` (None when it has none)."""
+        from rag.retrieval.filters import SearchFilter
+
+        return SearchFilter.parse(self.filter)
 
 
 def load_gold(path: Path) -> list[GoldQuestion]:

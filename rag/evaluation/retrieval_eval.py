@@ -26,6 +26,9 @@ class RetrievalRun:
         out["search_p50_ms"] = percentile(latencies, 50)
         out["search_p95_ms"] = percentile(latencies, 95)
         out["questions"] = float(len(self.per_question))
+        filtered = [q["filter_leaks"] for q in self.per_question if "filter_leaks" in q]
+        if filtered:
+            out["filter_leaks"] = float(sum(filtered))  # passages outside the filter, over all filtered questions
         return out
 
 
@@ -35,12 +38,15 @@ def evaluate_retrieval(retriever: Retriever, gold: list[GoldQuestion], mode: Ret
     for q in gold:
         if not q.answerable:
             continue
+        where = q.search_filter()
         started = time.perf_counter()
-        passages = retriever.search(q.question, k=EVAL_DEPTH, mode=mode)
+        passages = retriever.search(q.question, k=EVAL_DEPTH, mode=mode, where=where)
         latency = (time.perf_counter() - started) * 1000
         metrics = retrieval_metrics([p.text for p in passages], [e.quote for e in q.evidence])
-        run.per_question.append(
-            {"id": q.id, "question": q.question, "metrics": metrics, "latency_ms": latency,
-             "top": [{"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": p.score} for p in passages[:5]]}
-        )
+        row = {"id": q.id, "question": q.question, "metrics": metrics, "latency_ms": latency,
+               "top": [{"doc_id": p.doc_id, "chunk_id": p.chunk_id, "score": p.score} for p in passages[:5]]}
+        if where is not None:  # passages from documents outside the filter: must be 0
+            allowed = retriever.allowed_docs(where)
+            row["filter_leaks"] = sum(allowed is not None and p.doc_id not in allowed for p in passages)
+        run.per_question.append(row)
     return run
