@@ -11,7 +11,6 @@ from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -72,6 +71,10 @@ def crash_log(exc: BaseException, command: str = "") -> Path:
     return Path("(nowhere: no writable folder)")
 
 
+# typer bundles its own click; its usage errors (BadParameter...) share this base class.
+_TYPER_USAGE_ERROR = typer.BadParameter.__mro__[2]
+
+
 def friendly_errors(func: F) -> F:
     """Every failure ends in one clear line on stderr and a non-zero exit, never a traceback: expected ones
     (``RagError``) say what to do; anything else says it was unexpected and where its traceback was written."""
@@ -80,8 +83,8 @@ def friendly_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
-            raise  # typer's own exits and usage errors
+        except (typer.Exit, typer.Abort, _TYPER_USAGE_ERROR):
+            raise  # typer's own exits, aborts and usage errors
         except RagError as exc:
             err.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False)
             raise typer.Exit(1) from None
@@ -204,7 +207,10 @@ def documents(as_json: Annotated[bool, typer.Option("--json")] = False, collecti
     if as_json:
         out.print_json(json.dumps(cards, ensure_ascii=False))
         return
-    table = Table("doc_id", "title", "author", "date", "publisher", "chunks")
+    table = Table()
+    table.add_column("doc_id", no_wrap=True)  # ids are what `rag delete` and --doc take: never cut
+    for column in ("title", "author", "date", "publisher", "chunks"):
+        table.add_column(column)
     for c in cards:
         date = f"{c['date']} (inferred)" if c["date"] and c["date_inferred"] else (c["date"] or "")
         table.add_row(escape(c["doc_id"]), escape(c["title"]), escape(c["author"] or ""), date, escape(c["publisher"] or ""),
