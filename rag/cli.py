@@ -374,7 +374,7 @@ def evaluate(
     from rag.evaluation.runner import ablation_markdown, run_ablation, run_eval
 
     if compare_runs:
-        out.print(compare(load_report(compare_runs[0], reports), load_report(compare_runs[1], reports)), highlight=False)
+        out.print(compare(load_report(compare_runs[0], reports), load_report(compare_runs[1], reports)), highlight=False, markup=False)
         return
     if fit_confidence:
         from rag.evaluation.confidence_fit import fit_confidence as fit_answers
@@ -397,7 +397,7 @@ def evaluate(
 
         report = run_claims(cached_judge, do_fit=fit, split=split or "test", progress=sys.stderr.isatty())
         path = write(report, reports, name or "claims")
-        out.print(path.read_text(), highlight=False)
+        out.print(path.read_text(), highlight=False, markup=False)
         out.print(f"written: {path}")
         return
     config = load_config(config_path)
@@ -412,13 +412,13 @@ def evaluate(
         path = reports / f"ablation-{eval_set.name}.md"
         path.write_text(text)
         (reports / f"ablation-{eval_set.name}.json").write_text(json.dumps(result, indent=2))
-        out.print(text, highlight=False)
+        out.print(text, highlight=False, markup=False)
         out.print(f"written: {path}")
         return
     report = run_eval(settings, config, eval_set, backend=backend, mode=mode, url=url, limit=limit,
                       retrieval_only=retrieval_only, name=name, progress=sys.stderr.isatty(), split=split)
     paths = write_report(report, reports)
-    out.print(markdown_summary(report).split("## Questions to look at")[0], highlight=False)
+    out.print(markdown_summary(report).split("## Questions to look at")[0], highlight=False, markup=False)
     out.print(f"report: {paths['json']}\nsummary: {paths['md']}\nchart: {paths['png']}")
     if report["gate_failures"]:
         err.print("[bold red]gate failed:[/] " + "; ".join(report["gate_failures"]))

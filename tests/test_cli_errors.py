@@ -64,3 +64,15 @@ def test_a_long_error_stays_on_one_line(monkeypatch: pytest.MonkeyPatch) -> None
     assert res.exit_code == 1
     (line,) = res.stderr.strip().splitlines()
     assert "[1] refused retry" in line  # markup-like text printed as is, the message's own newline folded
+
+
+@pytest.mark.slow
+def test_a_failed_eval_gate_is_a_plain_exit_not_an_unexpected_error(tmp_path: Path) -> None:
+    """`rag eval` ends with exit 1 when the gate fails; that is the gate's verdict, not a crash."""
+    config = tmp_path / "eval.toml"
+    config.write_text('[sets.mini]\ngold = "eval/gold/mini.jsonl"\ndocs = "eval/collections/mini"\n\n'
+                      '[gate.retrieval]\n"hit@5" = 1.5\n')
+    res = run_cli(["eval", "--set", "mini", "--retrieval-only", "--config", str(config), "--reports", str(tmp_path / "r")],
+                  tmp_path / "data")
+    assert res.returncode == 1 and "gate failed" in res.stderr and "hit@5" in res.stderr, res.stderr
+    assert "unexpected" not in res.stderr and "Traceback" not in res.stderr
