@@ -34,6 +34,7 @@ def test_real_model_answers_with_right_citation(answerer, question: str, expecte
     for c in answer.citations:
         assert c.quote and (SEEDS / c.source).is_file() and c.end > c.start  # relative to the ingested folder
     assert {"retrieve_ms", "generate_ms", "verify_ms", "total_ms"} <= set(answer.timings)
+    assert answer.signals["judged"] == 1.0 and 0.0 <= answer.confidence <= 1.0  # the model judged every kept sentence
 
 
 @pytest.mark.parametrize("question", UNANSWERABLE)
@@ -47,6 +48,27 @@ def test_streaming_yields_tokens_then_answer(answerer) -> None:  # type: ignore[
     tokens = list(run)
     assert len(tokens) > 3, "tokens should arrive one by one"
     assert run.done and "".join(tokens) == run.answer().raw_answer
+
+
+def test_the_model_judges_a_claim_by_its_yes_probability(answerer) -> None:  # type: ignore[no-untyped-def]
+    """The judge is the generator itself, read through the same seam the verifier uses: a right claim scores well
+    above a role swap and a wrong number on the very same passage."""
+    from rag.verification.judge import Check, judge_of
+
+    judge = judge_of(answerer.generators.get(None))
+    assert judge is not None
+    title, question = "Prospects for ISIS in Afghanistan", "Who has led ISIS-K since 2020?"
+    window = ("ISIS-K has about 2,000 fighters in Afghanistan (mainly from Pakistan, Syria, and Iraq). "
+              "Since 2020, it has been led by the Iraqi Shahab al-Muhajir.")
+    scores = judge.judge([
+        Check(title, window, question, "Shahab al-Muhajir has led ISIS-K since 2020."),
+        Check(title, window, question, "Nangarhar has led ISIS-K since 2020."),
+        Check(title, window, "How many fighters does ISIS-K have?", "ISIS-K has about 20,000 fighters."),
+    ])
+    assert scores is not None and len(scores) == 3
+    right, swapped, wrong_number = scores
+    assert right > 0.5 > max(swapped, wrong_number), scores
+    assert right - max(swapped, wrong_number) > 0.3, scores
 
 
 def test_followup_uses_history(answerer) -> None:  # type: ignore[no-untyped-def]

@@ -70,6 +70,16 @@ def test_citation_markers_and_abstentions() -> None:
     assert not is_abstention("The lighthouse was not built by the harbour board.")
 
 
+def test_a_pointer_sentence_lends_its_citation_to_the_fact_before_it() -> None:
+    """The small model writes "X. This can be found in passage [1]."; the pointer alone once passed as the answer."""
+    claims = split_claims("Shahab al-Muhajir has led ISIS-K since 2020. This can be found in passage [1].")
+    assert [(c.text, c.cited) for c in claims] == [("Shahab al-Muhajir has led ISIS-K since 2020.", [1])]
+    assert [c.cited for c in split_claims("She works at Brookings. This is stated in passage 2.")] == [[2]]
+    assert split_claims("This can be found in passage [1].") == []
+    assert [c.cited for c in split_claims("As stated in passage [3]: Kabul fell in 2021.")] == [[3]]
+    assert [c.text for c in split_claims("No. It was closed in 1968 [1].")] == ["No, it was closed in 1968."]
+
+
 def test_the_claim_model_was_fitted_on_the_current_claims_dev_split() -> None:
     """The stored fit names the data it was fitted on; a changed dev split needs `rag eval --claims --fit`."""
     import hashlib

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 CLAIMS_GOLD = Path("eval/gold/claims.jsonl")
 FIT_COMMAND = "rag eval --claims --fit"
 TARGET_PRECISION = 0.95
+RECALL_WEIGHT = 1.0  # claim threshold: best F-beta on dev; F2 and F1.5 both picked 0.23 (test precision 0.73), so F1
 
 
 class ClaimCase(BaseModel):
@@ -148,24 +149,24 @@ def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path) -> ClaimM
     data_hash = hashlib.sha256("".join(c.model_dump_json() for c in cases).encode()).hexdigest()[:16]
     fitted = ClaimModel(models["with_judge"], models["rules_only"],
                         {"fit_command": FIT_COMMAND, "fit_data": f"{CLAIMS_GOLD} split=dev ({len(cases)} cases)",
-                         "fit_data_sha256": data_hash, "threshold_rule": "best F1 on dev"})
+                         "fit_data_sha256": data_hash, "threshold_rule": f"best F{RECALL_WEIGHT:g} on dev"})
     fitted.save(path)
     return fitted
 
 
-def _choose_threshold(probabilities: list[float], labels: list[bool]) -> float:
-    """The best-F1 threshold on dev. Not a precision target: the claims set is adversarial by design (half its
-    sentences are traps), while real answers are mostly copied from their passage, so a threshold tuned for 0.95
-    precision here drops right answers in use. Precision is bought at the answer level instead, by the confidence
-    gate that is tuned on real dev questions."""
+def _choose_threshold(probabilities: list[float], labels: list[bool], beta: float = RECALL_WEIGHT) -> float:
+    """The best F-beta threshold on dev, recall weighted ``beta`` times precision. Not a precision target: the claims
+    set is adversarial by design (half its sentences are traps), while real answers are mostly copied from their
+    passage, so a threshold tuned for 0.95 precision here drops right answers in use. Precision is bought at the
+    answer level instead, by the confidence gate that is tuned on real dev questions."""
     best = (-1.0, 0.5)
     for t in sorted(set(probabilities)):
         pred = [p >= t for p in probabilities]
         tp = sum(p and y for p, y in zip(pred, labels, strict=True))
         precision, recall = tp / max(sum(pred), 1), tp / max(sum(labels), 1)
-        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
-        if f1 > best[0]:
-            best = (f1, t)
+        f_beta = (1 + beta**2) * precision * recall / max(beta**2 * precision + recall, 1e-9)
+        if f_beta > best[0]:
+            best = (f_beta, t)
     return round(float(best[1]), 4)
 
 

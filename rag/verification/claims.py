@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rag.text import CITATION_MARKER, citation_numbers, split_sentences, strip_citations
+from rag.text import CITATION_MARKER, citation_numbers, content_terms, split_sentences, strip_citations
 
 if TYPE_CHECKING:
     from rag.verification.rules import RuleCheck
@@ -26,6 +26,11 @@ _ABSTENTION = re.compile(
 
 
 _BARE_VERDICT = re.compile(r"^(yes|no)[.!]?$", re.IGNORECASE)
+# Words that talk about the sources rather than the world: a sentence made only of them answers nothing.
+META_TERMS = content_terms("passage passages document documents text source sources stated states state mentioned "
+                           "mentions mention says said according given provided information answer question found find "
+                           "seen see shown located contained contains cited refer refers reference")
+_PASSAGE_NUMBER = re.compile(r"\bpassages?\s+(\d+)\b", re.IGNORECASE)  # "as stated in passage 2" without brackets
 
 
 @dataclass
@@ -63,7 +68,34 @@ def split_claims(answer: str) -> list[Claim]:
         body = re.sub(r"\s+([.,;:!?])", r"\1", body)
         if body:
             out.append(Claim(body, citation_numbers(piece)))
-    return _join_bare_verdicts(out)
+    return _fold_pointers(_join_bare_verdicts(out))
+
+
+def is_pointer(text: str) -> bool:
+    """"This can be found in passage [1]." says where, not what: no content word beyond the meta vocabulary."""
+    if _BARE_VERDICT.match(text.strip()):
+        return False
+    return not (content_terms(_PASSAGE_NUMBER.sub("passage", text)) - META_TERMS)
+
+
+def _fold_pointers(claims: list[Claim]) -> list[Claim]:
+    """A pointer sentence is not a claim: its passage numbers go to the sentence before it (the fact it points
+    at; the next one when it comes first), and it is dropped. "X. This is stated in passage [1]." checks X against [1]."""
+    out: list[Claim] = []
+    carried: list[int] = []
+    for c in claims:
+        if is_pointer(c.text):
+            numbers = c.cited or [int(n) for n in _PASSAGE_NUMBER.findall(c.text)]
+            if out:
+                out[-1].cited.extend(n for n in numbers if n not in out[-1].cited)
+            else:
+                carried.extend(numbers)
+            continue
+        if carried:
+            c.cited.extend(n for n in carried if n not in c.cited)
+            carried = []
+        out.append(c)
+    return out
 
 
 def _join_bare_verdicts(claims: list[Claim]) -> list[Claim]:

@@ -25,6 +25,7 @@ EXAMPLES = [
     (_ORCHARD, "Who planted the orchard?", "The monks of St Aldhelm planted the orchard.", "no"),
     (_ORCHARD, "Who planted the orchard?", "It was laid out by the Tresco family.", "yes"),
     (_OBSERVATORY, "Who has directed the observatory since 2004?", "Kestrel Hill has directed the observatory since 2004.", "no"),
+    (_OBSERVATORY, "Who has directed the observatory since 2004?", "Since 2004 the observatory has been led by Ilse Varga.", "yes"),
     (_OBSERVATORY, "When was the observatory founded?", "The observatory was founded in 2004.", "no"),
     (_OBSERVATORY, "Where did the director come from?", "Dr. Varga is Czech.", "no"),
     (_FESTIVAL, "What events does the festival offer?", "A regatta, a choir contest and a pie fair.", "yes"),

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.text import content_terms, split_sentences
+from rag.verification.claims import META_TERMS
 from rag.verification.quantities import missing_quantities, values
 
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without|cannot)\b|n't\b", re.IGNORECASE)
@@ -20,9 +21,6 @@ _COMPARATIVE = re.compile(
 _APPROXIMATE = re.compile(r"\b(more|less|fewer|over|under|at least|at most|nearly|almost|about|around|roughly|"
                           r"some|twice|half|double|triple|ago)\b", re.IGNORECASE)
 _NAME_PARTICLE = re.compile(r"^(al-|el-|bin\b|ibn\b|abu\b|de\b|van\b|von\b|da\b)", re.IGNORECASE)
-# Words that talk about the sources rather than the world: a sentence made only of them answers nothing.
-_META_TERMS = content_terms("passage passages document documents text source sources stated states state mentioned "
-                            "mentions mention says said according given provided information answer question")
 _WORD = re.compile(r"[A-Za-z][\w'’.-]*")
 _DEMONYM_SUFFIXES = ("ians", "ian", "ese", "ish", "ans", "an", "is", "i")
 MIN_ROOT = 4
@@ -93,7 +91,7 @@ class RuleCheck:
 
 def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck:
     """The best window's features (hard failures first, then coverage)."""
-    claim_terms = content_terms(claim) - _META_TERMS  # "as passage [1] states" is no content
+    claim_terms = content_terms(claim) - META_TERMS  # "as passage [1] states" is no content
     question_terms = content_terms(question)
     novel = claim_terms - question_terms
     claim_names = names(claim) - question_terms
