@@ -21,7 +21,7 @@ from rag.verification.answer_check import CITED_WITHOUT_ANSWER, AnswerCheck
 from rag.verification.claim_model import ClaimModel
 from rag.verification.confidence import ConfidenceModel
 from rag.verification.judge import Judge, judge_of
-from rag.verification.verifier import Verifier
+from rag.verification.verifier import JUDGE_OFF_NOTE, NO_JUDGE_NOTE, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ class Answerer:
         """The claim-by-claim check of the run's draft (judged by the model when it can read yes/no probabilities)."""
         assert run.prompt is not None
         s, embedder = self.settings, self.retriever.embedder
-        verifier = Verifier(self.claim_model, embedder, self.judge(run), s.support_threshold)
+        note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
+        verifier = Verifier(self.claim_model, embedder, self.judge(run), s.support_threshold, note)
         context = run.prompt.context
         return AnswerCheck(verifier, self.confidence_model, self.min_confidence, run.question, run.prompt, run.passages,
                            run.draft, lambda: extractive_answer(run.standalone, context, embedder, float("-inf")),
@@ -84,7 +85,9 @@ class Answerer:
 
     def judge(self, run: AnswerRun) -> Judge | None:
         """The answering generator as judge; for an extractive answer, the configured generator if it is loaded and
-        did not just fail. None when no loaded generator can judge (the rules then decide alone)."""
+        did not just fail. None when no loaded generator can judge or ``RAG_JUDGE`` is off (the rules then decide alone)."""
+        if not self.settings.judge:
+            return None
         if run.backend != FALLBACK:
             return judge_of(self.generators.get(run.backend))
         default = self.generators.default

@@ -25,6 +25,7 @@ from rag.verification.rules import RuleCheck, check, windows
 log = logging.getLogger(__name__)
 SEMANTIC_MATCH = 0.8  # rules only: a window this close in embedding space counts as a paraphrase
 NO_JUDGE_NOTE = "checked by rules only (the backend gives no yes/no probabilities)"
+JUDGE_OFF_NOTE = "checked by rules only (RAG_JUDGE is off)"
 
 
 @dataclass
@@ -47,8 +48,9 @@ class Verifier:
     """Checks answers against numbered passages with the rules, the judge (if any) and the claim model."""
 
     def __init__(self, model: ClaimModel, embedder: Embedder | None = None, judge: Judge | None = None,
-                 rules_threshold: float = 0.5) -> None:
+                 rules_threshold: float = 0.5, no_judge_note: str = NO_JUDGE_NOTE) -> None:
         self.model = model
+        self.no_judge_note = no_judge_note  # why there is no judge, shown in the answer's notes
         self.embedder = embedder
         self.judge = judge
         self.rules_threshold = rules_threshold
@@ -146,7 +148,7 @@ class VerificationSession:
             return
         v = self.verifier
         if not self.judged:
-            self.notes.append(NO_JUDGE_NOTE)
+            self.notes.append(v.no_judge_note)
         for c in self.claims:
             if is_abstention(c.text):
                 continue
