@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag.ingestion.aliases import AliasTable, abbreviates, mine_aliases
+from rag.index.aliases import AliasTable, abbreviates, mine_aliases
 from rag.ingestion.cleaning import clean_text
 from rag.ingestion.readers import read_document
 from tests.fixtures.paths import ROOT, SEEDS

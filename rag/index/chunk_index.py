@@ -14,7 +14,7 @@ import numpy as np
 
 from rag.errors import EmptyIndex
 from rag.index.lexical import LexicalIndex, bm25_text
-from rag.ingestion.aliases import AliasTable, table_of
+from rag.index.aliases import AliasTable, table_of
 from rag.index.store import ChunkStore, chunk_id
 
 

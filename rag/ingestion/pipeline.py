@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from rag.embedding import Embedder
 from rag.errors import DocumentConflict, DocumentError
-from rag.ingestion.aliases import META_KEY as ALIASES_KEY
-from rag.ingestion.aliases import mine_aliases, pairs_to_meta
+from rag.index.aliases import META_KEY as ALIASES_KEY
+from rag.index.aliases import mine_aliases, pairs_to_meta
 from rag.ingestion.chunking import Chunk, chunk_text
 from rag.ingestion.cleaning import CleanText, clean_text
 from rag.ingestion.metadata import DeclaredMetadata, DocumentCard, build_card, doc_id_for, read_sidecar, sidecar_for
@@ -61,7 +61,7 @@ class PreparedDocument:
     clean: CleanText
     chunks: list[Chunk]
     origin: str = FILE
-    aliases: list[tuple[str, str]] = field(default_factory=list)  # names the document defines (rag.ingestion.aliases)
+    aliases: list[tuple[str, str]] = field(default_factory=list)  # names the document defines (rag.index.aliases)
     replaces: list[str] = field(default_factory=list)  # other doc ids of the same source (an older id scheme)
 
     @property
