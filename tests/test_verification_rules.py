@@ -54,6 +54,15 @@ def test_rules_catch_what_a_bag_of_words_missed() -> None:
     assert not supported.rejected and not supported.negation_mismatch and supported.novel_coverage == 1.0
 
 
+def test_a_passage_that_shares_no_word_with_the_question_cannot_answer_it() -> None:
+    """CI saw "Which country is he from?" answered from the author's bio under an ISIS-K title, and kept."""
+    bio = "Rohan Kumar is a senior at UC Riverside studying International Affairs. His focus is on Russian foreign policy."
+    q = "Which country is he from? (Context: Who has led ISIS-K since 2020? Shahab al-Muhajir has led ISIS-K since 2020.)"
+    claim = "He is studying International Affairs and has a focus on Russian foreign policy."
+    assert check(claim, q, bio, "The Implications of ISIS-K Drawing First Blood").rejected
+    assert not check("He is Iraqi.", q, LEADER, "Prospects for ISIS in Afghanistan").rejected
+
+
 def test_demonyms_and_titles_support_names() -> None:
     r = check("Shahab al-Muhajir is from Iraq.", "Where is the leader from?", LEADER)
     assert r.names_missing == 0 and r.coverage == 1.0

@@ -103,6 +103,9 @@ def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck
         result = RuleCheck(window=window)
         if not claim_terms:
             result.reasons.append("no content: it only points at the passages")
+        own = content_terms(window)  # the title is not enough: a bio under an ISIS-K title is not about ISIS-K's leader
+        if question_terms and not _share(question_terms, own, {root(t) for t in own}):
+            result.reasons.append("off topic: the passage shares no word with the question")
         missing_q = missing_quantities(claim, f"{title}\n{window}")
         if missing_q and not _APPROXIMATE.search(claim):  # "more than ten years" may rest on "twelve years"
             result.reasons.append(f"quantity not in the passage: {', '.join(q.text for q in missing_q)}")
