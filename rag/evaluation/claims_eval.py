@@ -21,7 +21,7 @@ from rag.errors import RagError
 from rag.evaluation.metrics import auroc, mean
 from rag.verification.claim_model import JUDGE_FEATURE, JUDGED_FEATURES, RULE_FEATURES, ClaimModel, Logistic, features
 from rag.verification.claims import split_claims
-from rag.verification.judge import Check, Judge
+from rag.verification.judge import Check, Judge, prefix_messages
 from rag.verification.rules import check
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ class CachedJudge:
                 self.known[key] = value
 
     def _key(self, check: Check) -> str:
-        raw = json.dumps([self.model_key, check.title, check.passage, check.question, check.claim])
+        # The instruction and examples are part of the key: a changed judge prompt must ask the model again.
+        raw = json.dumps([self.model_key, prefix_messages(), check.title, check.passage, check.question, check.claim])
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def judge(self, checks: list[Check]) -> list[float] | None:
