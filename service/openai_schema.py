@@ -98,6 +98,9 @@ class Source(BaseModel):
     start: int
     end: int
     score: float
+    passage: str = Field("", description="The cited passage's text, so a client can show the quote in its context.")
+    passage_start: int = Field(0, description="The passage's offset in the document: the quote is "
+                                              "passage[start - passage_start:end - passage_start] (whitespace collapsed).")
 
 
 class ResponseMessage(BaseModel):
@@ -219,8 +222,14 @@ def to_job(req: ChatCompletionRequest) -> tuple[AnswerJob, list[str]]:
 
 
 def sources(answer: Answer) -> list[Source]:
-    return [Source(n=c.n, doc_id=c.doc_id, title=c.title, source=c.source, quote=c.quote, start=c.start, end=c.end,
-                   score=c.score) for c in answer.citations]
+    # A Citation holds only its quote; the passage around it is among the answer's retrieved passages (by chunk id).
+    by_chunk = {p.chunk_id: p for p in answer.passages}
+    out: list[Source] = []
+    for c in answer.citations:
+        p = by_chunk.get(c.chunk_id)
+        out.append(Source(n=c.n, doc_id=c.doc_id, title=c.title, source=c.source, quote=c.quote, start=c.start, end=c.end,
+                          score=c.score, passage=p.text if p else "", passage_start=p.start if p else c.start))
+    return out
 
 
 def usage(answer: Answer) -> Usage:

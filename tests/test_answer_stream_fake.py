@@ -109,8 +109,11 @@ def test_plain_completion_renders_citations_as_sources(app_with: Any) -> None:
     (source,) = body["sources"]
     assert f"[{source['n']}]" in content and source["doc_id"] == LEADER_DOC
     assert source["quote"] == "Since 2020, it has been led by the Iraqi Shahab al-Muhajir."
-    assert set(source) == {"n", "doc_id", "title", "source", "quote", "start", "end", "score"}
+    assert set(source) == {"n", "doc_id", "title", "source", "quote", "start", "end", "score", "passage", "passage_start"}
     assert (SEEDS / source["source"]).read_text()[source["start"]:source["end"]] == source["quote"]  # relative to the seeds
+    # The passage around the quote (the web page highlights the quote in it), located by the document offsets.
+    at = source["start"] - source["passage_start"]
+    assert source["passage"][at:at + len(source["quote"])] == source["quote"] and len(source["passage"]) > len(source["quote"])
     assert body["usage"]["completion_tokens"] == len(content.split()) and body["notes"] == []
 
 

@@ -60,7 +60,7 @@ def test_chat_completion_answers_with_sources(client: openai.OpenAI) -> None:
     assert sources and LEADER_DOC in {s["doc_id"] for s in sources}
     for s in sources:
         assert f"[{s['n']}]" in content
-        assert set(s) == {"n", "doc_id", "title", "source", "quote", "start", "end", "score"}
+        assert set(s) == {"n", "doc_id", "title", "source", "quote", "start", "end", "score", "passage", "passage_start"}
         assert s["quote"] and s["end"] > s["start"] and s["title"]
     assert resp.to_dict()["sources"] == sources
     if extra["backend"] == "llamacpp":

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from tests.fixtures.paths import SEEDS
 from tests.fixtures.servers import rag_server, seeded_data_dir
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev extra: pip install -e '.[dev]'")
@@ -24,6 +26,7 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,6 +34,9 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 QUESTION = "Who has led ISIS-K since 2020?"
 EXPECTED_NAME = "Shahab al-Muhajir"
 EXPECTED_TITLE = "Prospects for ISIS in Afghanistan"
+EXPECTED_DOC = "002_2399800fba452946.txt"  # the card of `rag documents --json` over the seeds:
+EXPECTED_AUTHOR = "Arkadiusz Legieć"         # one author, and a date the text states ("as of")
+EXPECTED_DATE = "as of 2021"
 ANSWER_TIMEOUT = 120.0  # ~55 s on 2 CPU cores (20 s to the first token), with margin
 
 pytestmark = [
@@ -50,6 +56,21 @@ new MutationObserver(function () {
   if (t && (!last || last.text !== t)) { window.__drafts.push({t: performance.now(), text: t}); }
 }).observe(document.getElementById('messages'), {subtree: true, childList: true, characterData: true});
 """
+
+
+# Records the body of every chat request the page sends, to see which model (collection) it asked.
+RECORD_CHATS = """
+window.__chats = [];
+var sendFetch = window.fetch;
+window.fetch = function (url, init) {
+  if (String(url).indexOf('chat/completions') >= 0) { window.__chats.push(JSON.parse(init.body)); }
+  return sendFetch.apply(this, arguments);
+};
+"""
+# A second collection, uploaded through the API: its title holds markup, which the card must show as text.
+NOTES_TITLE = "<b>Harbour</b> notes & <img src=x onerror=alert(1)>"
+NOTES_TEXT = ("Port Alder harbour log.\n\nThe Port Alder lighthouse has been kept by Mira Okafor since 2011. "
+              "The harbour freezes in hard winters.\nFishing boats leave at dawn and come back by noon.\n")
 
 
 def _wait(driver: WebDriver, timeout: float = 10) -> WebDriverWait:
@@ -179,3 +200,67 @@ def test_page_asks_for_the_api_key_after_a_401_and_retries(
         assert browser.execute_script("return localStorage.getItem('rag.apiKey')") == "secret"
         assert len(browser.find_elements(By.CSS_SELECTOR, ".answer")) == 1, "the retried question was duplicated"
         browser.save_screenshot(str(tmp_path / "web-page-auth.png"))
+
+
+def open_card(driver: WebDriver, answer: Any, n: int) -> Any:
+    """Click citation [n] in the answer; the source panel once the document card has been filled in."""
+    answer.find_element(By.CSS_SELECTOR, f'.cite[data-n="{n}"]').click()
+    _wait(driver).until(lambda d: d.find_element(By.ID, "source-panel").is_displayed()
+                        and d.find_element(By.ID, "source-authors").text not in ("", "…"))
+    return driver.find_element(By.ID, "source-panel")
+
+
+def test_page_answers_from_the_picked_collection_and_shows_the_cited_passage_in_its_card(
+        web_data_dir: Path, browser: WebDriver, tmp_path: Path) -> None:
+    with rag_server(web_data_dir, env={"RAG_LLM_BACKEND": "extractive"}) as url:
+        up = httpx.post(f"{url}/v1/documents", files={"file": ("harbour.txt", NOTES_TEXT.encode())},
+                        data={"collection": "notes", "title": NOTES_TITLE, "author": "Ada Lind"}, timeout=120)
+        assert up.status_code == 201, up.text
+        # What the API cites, to compare the page with.
+        reply = httpx.post(f"{url}/v1/chat/completions", timeout=120, json={
+            "model": "rag:rag", "messages": [{"role": "user", "content": QUESTION}]}).json()
+        cited = next(s for s in reply["sources"] if s["n"] == 1)
+        assert cited["doc_id"] == EXPECTED_DOC, reply
+
+        open_page(browser, url)
+        _wait(browser).until(lambda d: len(Select(d.find_element(By.ID, "collection")).options) == 2)
+        picker = Select(browser.find_element(By.ID, "collection"))
+        assert [o.get_attribute("value") for o in picker.options] == ["rag:rag", "rag:notes"]
+        assert picker.first_selected_option.get_attribute("value") == "rag:rag"  # the server's collection first
+        assert browser.find_element(By.ID, "collection").is_enabled()
+        browser.execute_script(RECORD_CHATS)
+
+        ask(browser, QUESTION)
+        answer = wait_for_answer(browser, 60)
+        assert EXPECTED_NAME in answer.text, answer.text
+        assert browser.execute_script("return window.__chats.map(function (b) { return b.model; })") == ["rag:rag"]
+
+        panel = open_card(browser, answer, 1)
+        assert browser.find_element(By.ID, "source-title").text == EXPECTED_TITLE
+        assert browser.find_element(By.ID, "source-authors").text == EXPECTED_AUTHOR
+        assert browser.find_element(By.ID, "source-date").text == EXPECTED_DATE
+        assert browser.find_element(By.ID, "source-path").text == EXPECTED_DOC  # the file name, no folder
+        mark = browser.find_element(By.CSS_SELECTOR, "#source-passage mark#source-quote")
+        passage = " ".join(browser.find_element(By.ID, "source-passage").text.split())
+        quote = " ".join(mark.text.split())
+        assert quote == cited["quote"] and EXPECTED_NAME in quote
+        assert len(passage) > len(quote) and quote in passage, passage  # the sentence inside its passage
+        assert str(SEEDS) not in panel.text, panel.text  # the folder it was ingested from shows nowhere
+        shot = tmp_path / "web-page-card.png"
+        browser.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+
+        # The other collection: the request names it, and the answer and its card come from it.
+        picker.select_by_value("rag:notes")
+        ask(browser, "Who keeps the Port Alder lighthouse?")
+        answer = wait_for_answer(browser, 60)
+        assert "Mira Okafor" in answer.text, answer.text
+        assert browser.execute_script("return window.__chats.map(function (b) { return b.model; })") == ["rag:rag", "rag:notes"]
+        panel = open_card(browser, answer, 1)
+        assert browser.find_element(By.ID, "source-title").text == NOTES_TITLE  # shown as text, not markup
+        assert not panel.find_elements(By.CSS_SELECTOR, "b, img"), panel.get_attribute("innerHTML")
+        assert browser.find_element(By.ID, "source-authors").text == "Ada Lind"
+        assert "Mira Okafor" in browser.find_element(By.ID, "source-quote").text
+
+        severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe

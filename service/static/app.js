@@ -4,7 +4,10 @@
   "use strict";
 
   var API_URL = "v1/chat/completions";      // relative to the page, which is served at /
-  var MODEL = "rag";
+  var MODELS_URL = "v1/models";
+  var DOCS_URL = "v1/documents";
+  var MODEL_PREFIX = "rag:";                 // a collection's model id is rag:<name>
+  var DEFAULT_MODEL = "rag";                 // any other id answers from the server's configured collection
   var KEY_STORAGE = "rag.apiKey";
   var VERIFIED_PREFIX = "\n\nVerified answer:";
 
@@ -21,13 +24,15 @@
     apiKey: document.getElementById("api-key"),
     changeKey: document.getElementById("change-key"),
     newChat: document.getElementById("new-chat"),
+    collection: document.getElementById("collection"),
     panel: document.getElementById("source-panel"),
     panelTitle: document.getElementById("source-title"),
     panelN: document.getElementById("source-n"),
-    panelDoc: document.getElementById("source-doc"),
+    panelAuthors: document.getElementById("source-authors"),
+    panelDate: document.getElementById("source-date"),
+    panelPublisher: document.getElementById("source-publisher"),
     panelPath: document.getElementById("source-path"),
-    panelSpan: document.getElementById("source-span"),
-    panelQuote: document.getElementById("source-quote"),
+    panelPassage: document.getElementById("source-passage"),
     panelClose: document.getElementById("source-close")
   };
 
@@ -35,6 +40,8 @@
   var busy = false;
   var controller = null;   // AbortController of the request in flight
   var pending = null;      // {question, turn} waiting for an API key after a 401
+  var cardCache = {};      // model id -> Promise of {doc_id: card} from GET /v1/documents
+  var shownSource = 0;     // bumped on every showSource, so a late card fetch never fills a newer card
 
   // ---------------------------------------------------------------- storage
 
@@ -94,7 +101,8 @@
     wrap.appendChild(a);
     el.messages.appendChild(wrap);
     scrollToEnd();
-    return { wrap: wrap, answer: a, body: body, streamed: "", sources: [] };
+    // The collection is fixed per turn: its sources' cards are looked up in the collection that answered.
+    return { wrap: wrap, answer: a, body: body, streamed: "", sources: [], model: el.collection.value || DEFAULT_MODEL };
   }
 
   function resetTurn(turn) {
@@ -194,11 +202,12 @@
         b.appendChild(document.createTextNode(" " + (src.title || src.doc_id || "Untitled")));
         b.addEventListener("click", function () { showSource(turn, Number(src.n), b); });
         li.appendChild(b);
-        li.appendChild(make("span", "source-where", src.source || src.doc_id || ""));
+        li.appendChild(make("span", "source-where", fileName(src.source || src.doc_id)));
         list.appendChild(li);
       });
       box.appendChild(list);
       turn.answer.appendChild(box);
+      cardsFor(turn.model);   // fetch the document cards now, so a click shows them at once
     }
     scrollToEnd();
   }
@@ -216,29 +225,96 @@
 
   // ---------------------------------------------------------------- source panel
 
+  // The last path component: the card names the file, never a folder of the server.
+  function fileName(path) {
+    var parts = String(path || "").split(/[\\/]/);
+    return parts[parts.length - 1] || "";
+  }
+
+  function collectionOf(model) {
+    return model.indexOf(MODEL_PREFIX) === 0 ? model.slice(MODEL_PREFIX.length) : "";
+  }
+
+  // The document cards of a collection (title, authors, date, publisher), fetched once; {} when unavailable.
+  function cardsFor(model) {
+    if (!cardCache[model]) {
+      var name = collectionOf(model);
+      var url = DOCS_URL + (name ? "?collection=" + encodeURIComponent(name) : "");
+      cardCache[model] = fetch(url, { headers: headers() }).then(function (resp) {
+        if (!resp.ok) { throw new Error("documents: " + resp.status); }
+        return resp.json();
+      }).then(function (data) {
+        var byId = {};
+        (data.documents || []).forEach(function (d) { byId[d.doc_id] = d; });
+        return byId;
+      }).catch(function () {
+        delete cardCache[model];   // try again on the next click (after a key is given, say)
+        return {};
+      });
+    }
+    return cardCache[model];
+  }
+
+  function fillCard(card) {
+    var authors = card && Array.isArray(card.authors) ? card.authors : [];
+    el.panelAuthors.textContent = authors.length ? authors.join("; ") : "—";
+    // An inferred date is the latest one the text states, not a publication date: "as of".
+    el.panelDate.textContent = card && card.date ? (card.date_inferred ? "as of " + card.date : card.date) : "—";
+    el.panelPublisher.textContent = (card && card.publisher) || "—";
+    if (card && card.title) { el.panelTitle.textContent = card.title; }
+  }
+
+  // The passage text with the quoted span in a <mark>; text nodes only, so document text is never parsed as HTML.
+  function renderPassage(src) {
+    el.panelPassage.textContent = "";
+    var text = String(src.passage || "");
+    var quote = String(src.quote || "");
+    var a = Number(src.start) - Number(src.passage_start);
+    var b = Number(src.end) - Number(src.passage_start);
+    var squash = function (t) { return t.replace(/\s+/g, " ").trim(); };
+    var mark = make("mark", "source-quote");
+    mark.id = "source-quote";
+    if (text && a >= 0 && b > a && b <= text.length && squash(text.slice(a, b)) === squash(quote)) {
+      el.panelPassage.appendChild(document.createTextNode(text.slice(0, a)));
+      mark.textContent = text.slice(a, b);
+      el.panelPassage.appendChild(mark);
+      el.panelPassage.appendChild(document.createTextNode(text.slice(b)));
+    } else {                                  // no passage sent (older server): the quote alone
+      mark.textContent = quote;
+      el.panelPassage.appendChild(mark);
+    }
+    return mark;
+  }
+
   function showSource(turn, n, button) {
     var src = findSource(turn, n);
     var active = document.querySelectorAll(".cite.active, .source-link.active");
     for (var i = 0; i < active.length; i++) { active[i].classList.remove("active"); }
     if (button) { button.classList.add("active"); }
+    var shown = ++shownSource;
+    var mark = null;
     el.panelN.textContent = "[" + n + "]";
+    fillCard(null);
     if (!src) {
       el.panelTitle.textContent = "Source not available";
-      el.panelDoc.textContent = "—";
       el.panelPath.textContent = "—";
-      el.panelSpan.textContent = "—";
-      el.panelQuote.textContent = "The service did not send this source.";
+      el.panelPassage.textContent = "The service did not send this source.";
     } else {
       el.panelTitle.textContent = src.title || "Untitled";
-      el.panelDoc.textContent = src.doc_id || "—";
-      el.panelPath.textContent = src.source || "—";
-      var span = (src.start !== undefined && src.start !== null) ? src.start + "–" + src.end : "—";
-      if (typeof src.score === "number") { span += "  (score " + src.score.toFixed(3) + ")"; }
-      el.panelSpan.textContent = span;
-      el.panelQuote.textContent = src.quote || "";
+      el.panelPath.textContent = fileName(src.source || src.doc_id) || "—";
+      el.panelAuthors.textContent = el.panelDate.textContent = el.panelPublisher.textContent = "…";
+      mark = renderPassage(src);
+      cardsFor(turn.model).then(function (cards) {
+        if (cards[src.doc_id]) { return cards; }
+        delete cardCache[turn.model];          // a document added since the cards were fetched: fetch them again
+        return cardsFor(turn.model);
+      }).then(function (cards) {
+        if (shown === shownSource) { fillCard(cards[src.doc_id] || null); }
+      });
     }
     el.panel.hidden = false;
     el.panel.focus({ preventScroll: true });
+    if (mark) { mark.scrollIntoView({ block: "nearest" }); }
     if (window.matchMedia && window.matchMedia("(max-width: 900px)").matches) {
       el.panel.scrollIntoView({ block: "nearest" });
     }
@@ -295,6 +371,7 @@
     setKey(key);
     el.apiKey.value = "";
     el.authBox.hidden = true;
+    loadModels();                        // the list may have been refused without a key
     if (pending && !busy) {
       var p = pending;
       pending = null;
@@ -386,7 +463,7 @@
     return fetch(API_URL, {
       method: "POST",
       headers: headers(),
-      body: JSON.stringify({ model: MODEL, stream: true, messages: messages }),
+      body: JSON.stringify({ model: turn.model, stream: true, messages: messages }),
       signal: controller ? controller.signal : undefined
     }).then(function (resp) {
       if (resp.status === 401) {
@@ -498,5 +575,31 @@
     el.question.focus();
   });
 
+  // ---------------------------------------------------------------- collections
+
+  // One option per collection from GET /v1/models (the server's configured collection first). Until it answers, or
+  // if it is refused, the "rag" model stays selected: the server then answers from its configured collection.
+  function loadModels() {
+    return fetch(MODELS_URL, { headers: headers() }).then(function (resp) {
+      if (!resp.ok) { throw new Error("models: " + resp.status); }
+      return resp.json();
+    }).then(function (data) {
+      var ids = (data.data || []).map(function (m) { return String(m.id); }).filter(function (id) {
+        return id.indexOf(MODEL_PREFIX) === 0;
+      });
+      if (!ids.length) { return; }
+      var keep = el.collection.value;
+      el.collection.textContent = "";
+      ids.forEach(function (id) {
+        var option = make("option", null, collectionOf(id));
+        option.value = id;
+        el.collection.appendChild(option);
+      });
+      el.collection.value = ids.indexOf(keep) >= 0 ? keep : ids[0];
+      el.collection.disabled = ids.length < 2;   // shown, so one knows which collection answers
+    }).catch(function () { /* keep the default model */ });
+  }
+
+  loadModels();
   el.question.focus();
 })();
