@@ -209,10 +209,13 @@ def documents(as_json: Annotated[bool, typer.Option("--json")] = False, collecti
         return
     table = Table()
     table.add_column("doc_id", no_wrap=True)  # ids are what `rag delete` and --doc take: never cut
-    for column in ("title", "author", "date", "publisher", "chunks"):
-        table.add_column(column)
+    table.add_column("title", ratio=3)
+    table.add_column("author", ratio=2)
+    table.add_column("date", no_wrap=True)  # "as of 2017-03" marks an inferred date, as on the page; never cut
+    table.add_column("publisher", ratio=1)
+    table.add_column("chunks", no_wrap=True)
     for c in cards:
-        date = f"{c['date']} (inferred)" if c["date"] and c["date_inferred"] else (c["date"] or "")
+        date = f"as of {c['date']}" if c["date"] and c["date_inferred"] else (c["date"] or "")
         table.add_row(escape(c["doc_id"]), escape(c["title"]), escape(c["author"] or ""), date, escape(c["publisher"] or ""),
                       str(c["n_chunks"] or ""))
     out.print(table)

@@ -193,7 +193,7 @@ def test_rag_documents_and_the_api_show_the_cards(seeded_settings, app_with, mon
     assert api["003_1dbf526cc40aa5d1.txt"]["publisher"] == "American Kahani"
     assert {k: api[k]["authors"] for k in api} == {k: listed[k]["authors"] for k in listed}
     table = invoke(["documents"], seeded_settings.data_dir, monkeypatch).stdout
-    assert all(doc_id in table for doc_id in listed) and "inferred" in table  # ids whole, however narrow the terminal
+    assert all(doc_id in table for doc_id in listed) and "as of 2021-10" in table  # ids and dates whole, however narrow
 
 
 def test_sidecar_and_upload_fields_set_the_card_and_a_change_reingests(components_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
