@@ -45,6 +45,15 @@ class Answerer:
             return self.settings.min_confidence
         return float(self.confidence_model.meta.get("min_confidence", 0.0)) if self.confidence_model else 0.0
 
+    def min_confidence_for(self, judged: bool) -> float:
+        """The gate for an answer checked with (or without) the judge. The fitted default applies only to the kind of
+        answers it was fitted on: a calibrator fitted on judged answers reads an unjudged one as doubtful whatever it
+        says, and would gate every rules-only answer. An explicit ``RAG_MIN_CONFIDENCE`` applies to all."""
+        if self.settings.min_confidence is not None or not self.confidence_model:
+            return self.min_confidence
+        fitted = self.confidence_model.meta.get("fit_judged", [0.0, 1.0])
+        return self.min_confidence if float(judged) in fitted else 0.0
+
     def run(self, question: str, history: Sequence[Turn] = (), backend: str | None = None,
             mode: RetrievalMode | None = None, top_k: int | None = None, where: SearchFilter | None = None) -> AnswerRun:
         """Check the question and the index, load the generator, and return the run (nothing is generated yet).
@@ -77,9 +86,10 @@ class Answerer:
         assert run.prompt is not None
         s, embedder = self.settings, self.retriever.embedder
         note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
-        verifier = Verifier(self.claim_model, embedder, self.judge(run), s.support_threshold, note)
+        judge = self.judge(run)
+        verifier = Verifier(self.claim_model, embedder, judge, s.support_threshold, note)
         context = run.prompt.context
-        return AnswerCheck(verifier, self.confidence_model, self.min_confidence, run.question, run.prompt, run.passages,
+        return AnswerCheck(verifier, self.confidence_model, self.min_confidence_for(judge is not None), run.question, run.prompt, run.passages,
                            run.draft, lambda: extractive_answer(run.standalone, context, embedder, float("-inf")),
                            None if run.backend == FALLBACK else s.extractive_rescue_score)
 
