@@ -9,7 +9,7 @@ from rag.verification.claim_model import ClaimModel
 from rag.verification.claims import split_claims as split_cited_sentences
 from rag.verification.verifier import Verification, Verifier
 
-P1 = "Since 2020, it has been led by the Iraqi Shahab al-Muhajir. The group is based in Nangarhar."
+P1 = "Since 2020, ISIS-K has been led by the Iraqi Shahab al-Muhajir. The group is based in Nangarhar."
 P2 = "The final death toll was 38 people, with dozens more injured. Amaq claimed the attack."
 P3 = "Rohan Kumar is a senior at UC Riverside studying International Affairs."
 
@@ -32,7 +32,7 @@ def test_correct_citation_is_kept_with_quote_and_span() -> None:
     assert v.answer == "Shahab al-Muhajir has led ISIS-K since 2020 [1]."
     (c,) = v.citations
     assert (c.n, c.doc_id, c.source) == (1, "d1", "/src/d1.txt")
-    assert c.quote == "Since 2020, it has been led by the Iraqi Shahab al-Muhajir."
+    assert c.quote == "Since 2020, ISIS-K has been led by the Iraqi Shahab al-Muhajir."
     assert c.start == 100 and c.end == 100 + len(c.quote)
 
 

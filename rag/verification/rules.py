@@ -97,14 +97,17 @@ def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck
     claim_names = names(claim) - question_terms
     best: RuleCheck | None = None
     title_terms = content_terms(title)
+    # The passage itself (not its title) must share a word with the question: a bio under an ISIS-K title is not
+    # about ISIS-K's leader. The whole passage, not the window, so "it has been led by ..." keeps its antecedent.
+    own = content_terms(passage)
+    own_roots = {root(t) for t in own}
     for window in windows(passage):
         terms = content_terms(window) | title_terms
         roots = {root(t) for t in terms}
         result = RuleCheck(window=window)
         if not claim_terms:
             result.reasons.append("no content: it only points at the passages")
-        own = content_terms(window)  # the title is not enough: a bio under an ISIS-K title is not about ISIS-K's leader
-        if question_terms and not _share(question_terms, own, {root(t) for t in own}):
+        if question_terms and not _share(question_terms, own, own_roots):
             result.reasons.append("off topic: the passage shares no word with the question")
         missing_q = missing_quantities(claim, f"{title}\n{window}")
         if missing_q and not _APPROXIMATE.search(claim):  # "more than ten years" may rest on "twelve years"
