@@ -145,10 +145,10 @@ def test_multi_turn_history_resolves_the_follow_up(client: openai.OpenAI) -> Non
         {"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": LEADER_Q},
         {"role": "assistant", "content": "Shahab al-Muhajir has led ISIS-K since 2020 [1]."},
-        {"role": "user", "content": "Which country is he from?"},
+        {"role": "user", "content": "How many fighters does his group have?"},
     ])
     content = resp.choices[0].message.content or ""
-    assert "iraq" in content.lower(), content
+    assert "2,000" in content or "2000" in content, content
     assert not (resp.model_extra or {})["abstained"]
 
 

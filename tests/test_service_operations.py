@@ -148,7 +148,7 @@ def test_metrics_count_requests_and_stage_latencies(url: str) -> None:
     text = res.text
     assert re.search(r'rag_http_requests_total\{method="GET",route="/healthz",status="200"\} [1-9]', text)
     assert re.search(r'rag_http_requests_total\{method="POST",route="/v1/chat/completions",status="400"\} [1-9]', text)
-    assert re.search(r'rag_http_requests_total\{method="DELETE",route="/v1/documents/\{doc_id\}",status="404"\} [1-9]', text)
+    assert re.search(r'rag_http_requests_total\{method="DELETE",route="/v1/documents/\{doc_id:path\}",status="404"\} [1-9]', text)
     for stage in ("retrieve", "generate", "verify", "total"):
         assert re.search(rf'rag_answer_stage_seconds_count\{{stage="{stage}"\}} ([2-9]|\d\d)', text), stage
     assert re.search(r'rag_http_request_duration_seconds_count\{method="GET",route="/healthz"\} [1-9]', text)
