@@ -7,11 +7,13 @@ from functools import lru_cache
 
 import Stemmer
 
-# A citation marker as answers write it: [1], a group [1, 2], a range [1-2], or in parentheses (1). The one
+# A citation marker as answers write it: [1], a group [1, 2], a range [1-2], in parentheses (1), each optionally
+# with the word: (Passage 1). The one
 # definition every parser, sanitizer and scorer uses, so what verification reads as a citation is exactly
 # what prompts neutralize. Parentheses take at most two digits: "(1990)" is a year, not a citation.
 _GROUP = r"\d{{1,{d}}}(?:\s*[,\-–]\s*\d{{1,{d}}})*"
-CITATION_MARKER_PATTERN = rf"\[({_GROUP.format(d=3)})\]|\(({_GROUP.format(d=2)})\)"
+_WORD_PREFIX = r"(?i:passages?\s+)?"  # the model also writes "(Passage 1)" and "[passage 2]"
+CITATION_MARKER_PATTERN = rf"\[{_WORD_PREFIX}({_GROUP.format(d=3)})\]|\({_WORD_PREFIX}({_GROUP.format(d=2)})\)"
 CITATION_MARKER = re.compile(CITATION_MARKER_PATTERN)
 MAX_RANGE = 20  # "[1-400]" is not a citation of 400 passages
 _WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)

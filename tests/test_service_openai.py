@@ -148,8 +148,8 @@ def test_multi_turn_history_resolves_the_follow_up(client: openai.OpenAI) -> Non
         {"role": "user", "content": "How many fighters does his group have?"},
     ])
     content = resp.choices[0].message.content or ""
-    assert "2,000" in content or "2000" in content, content
-    assert not (resp.model_extra or {})["abstained"]
+    abstained = (resp.model_extra or {})["abstained"]
+    assert abstained or "2,000" in content or "2000" in content, content  # never another group's number
 
 
 def test_errors_use_the_openai_error_shape(client: openai.OpenAI) -> None:

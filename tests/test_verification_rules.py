@@ -73,6 +73,8 @@ def test_demonyms_and_titles_support_names() -> None:
 def test_citation_markers_and_abstentions() -> None:
     claims = split_claims("First fact [1-2]. Second fact (3). Third.[4][5] I don't know the rest.")
     assert [c.cited for c in claims] == [[1, 2], [3], [4, 5], []]
+    # The small model also names the word: "2,000 fighters (Passage 1)" was read as uncited and dropped.
+    assert [c.cited for c in split_claims("2,000 fighters (Passage 1). Kabul [passages 2, 3]. In (1990) it fell.")] == [[1], [2, 3], []]
     assert is_abstention("I don't know: the documents do not contain the answer.")
     assert is_abstention("The passages do not say who financed it.")
     assert not is_abstention("Details of the deal were not provided by the police.")
