@@ -100,14 +100,14 @@ def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck
     # The passage itself (not its title) must share a word with the question: a bio under an ISIS-K title is not
     # about ISIS-K's leader. The whole passage, not the window, so "it has been led by ..." keeps its antecedent.
     own = content_terms(passage)
-    own_roots = {root(t) for t in own}
+    off_topic = bool(question_terms) and not _share(question_terms, own, {root(t) for t in own})
     for window in windows(passage):
         terms = content_terms(window) | title_terms
         roots = {root(t) for t in terms}
         result = RuleCheck(window=window)
         if not claim_terms:
             result.reasons.append("no content: it only points at the passages")
-        if question_terms and not _share(question_terms, own, own_roots):
+        if off_topic:
             result.reasons.append("off topic: the passage shares no word with the question")
         missing_q = missing_quantities(claim, f"{title}\n{window}")
         if missing_q and not _APPROXIMATE.search(claim):  # "more than ten years" may rest on "twelve years"
