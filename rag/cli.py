@@ -18,7 +18,7 @@ from rich.table import Table
 
 from rag.errors import RagError
 from rag.evaluation.gold import Split
-from rag.settings import LLMBackendName, RetrievalMode, Settings, get_settings
+from rag.settings import LLMBackendName, Prefer, RetrievalMode, Settings, get_settings
 
 if TYPE_CHECKING:
     from rag.components import Components
@@ -40,6 +40,7 @@ DocOption = Annotated[Optional[list[str]], typer.Option("--doc", help="Only this
 AuthorOption = Annotated[Optional[list[str]], typer.Option("--author", help="Only documents by this author; a surname is enough (repeat for several).")]
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="Only documents dated on or after this date: 2021, 2021-03 or 2021-03-14.")]
 UntilOption = Annotated[Optional[str], typer.Option("--until", help="Only documents dated on or before this date: 2021, 2021-03 or 2021-03-14.")]
+PreferOption = Annotated[Optional[Prefer], typer.Option("--prefer", help="When sources disagree on a number or date: newest (lead with the newest source) or all (every value side by side). Default: the RAG_PREFER setting, newest.")]
 WhereOption = Annotated[Optional[list[str]], typer.Option("--where", help="Only documents whose metadata KEY is VALUE, written key=value (repeat for several).")]
 
 
@@ -265,6 +266,9 @@ def _print_answer(answer) -> None:  # type: ignore[no-untyped-def]
     out.print(f"[dim]confidence {answer.confidence:.2f}[/]", highlight=False)
     if answer.fallback_reason:
         err.print(f"[yellow]note:[/] answered by the {answer.backend} backend ({answer.fallback_reason})")
+    if answer.conflicts:
+        values = "; ".join(f"{c['value']} [{c['n']}] ({c['date'] or 'undated'})" for c in answer.conflicts)
+        out.print(f"[yellow]sources disagree:[/] {escape(values)}", highlight=False)
     if answer.citations:
         out.print("\n[bold]Sources[/]")
         bylines = {p.chunk_id: p.byline() for p in answer.passages}
@@ -283,12 +287,12 @@ def ask(
     mode: Annotated[Optional[RetrievalMode], typer.Option("--mode", help="Retrieval mode.")] = None,
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, max=20, help="Passages given to the generator.")] = None,
     doc: DocOption = None, author: AuthorOption = None, since: SinceOption = None, until: UntilOption = None,
-    where: WhereOption = None, collection: CollectionOption = None,
+    where: WhereOption = None, collection: CollectionOption = None, prefer: PreferOption = None,
 ) -> None:
     """Answer one question from the documents, with verified citations (only from the documents the filter options
-    let through)."""
+    let through). When sources disagree, each value is given with its source and date."""
     flt = _filter(doc, author, since, until, where)
-    answer = _existing(collection).answerer.run(question, backend=backend, mode=mode, top_k=k, where=flt).answer()
+    answer = _existing(collection).answerer.run(question, backend=backend, mode=mode, top_k=k, where=flt, prefer=prefer).answer()
     if as_json:
         out.print_json(json.dumps(answer.to_dict(with_passages=False), ensure_ascii=False))
     else:
@@ -300,7 +304,7 @@ def ask(
 def chat(
     backend: Annotated[Optional[LLMBackendName], typer.Option("--backend", help="Generator backend.")] = None,
     doc: DocOption = None, author: AuthorOption = None, since: SinceOption = None, until: UntilOption = None,
-    where: WhereOption = None, collection: CollectionOption = None,
+    where: WhereOption = None, collection: CollectionOption = None, prefer: PreferOption = None,
 ) -> None:
     """Interactive questions with history and streamed answers. Commands: /sources /reset /quit. The filter options
     hold for the whole session."""
@@ -336,7 +340,7 @@ def chat(
             err.print(f"unknown command {line}; use /sources, /reset or /quit")
             continue
         try:
-            run = answerer.run(line, history, backend=backend, where=flt)
+            run = answerer.run(line, history, backend=backend, where=flt, prefer=prefer)
             for i, sentence in enumerate(run.verified()):  # each sentence once it passed its check
                 out.print(("" if i == 0 else " ") + sentence, end="", highlight=False, soft_wrap=True)
             last = run.answer()

@@ -21,6 +21,7 @@ from pydantic_settings import (
 from rag.errors import RagError
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
+Prefer = Literal["newest", "all"]  # how an answer orders sources that disagree
 LLMBackendName = Literal["llamacpp", "openai", "extractive"]
 
 SETTINGS_FILE_ENV = "RAG_SETTINGS_FILE"
@@ -82,6 +83,7 @@ class Settings(BaseSettings):
     judge: bool = Field(True, description="Ask the generator whether each answer sentence is stated by its passage (read from its yes/no probability). Off: the rules decide alone, about 4 s faster per sentence on 2 cores and less precise.")
     support_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Without a judge (rules only): lowest share of an answer sentence's new words a passage must hold.")
     min_confidence: float | None = Field(None, ge=0.0, le=1.0, description="Answers below this confidence become abstentions that show the closest passage (default: the threshold chosen on dev; 0 = off).")
+    prefer: Prefer = Field("newest", description="When sources disagree on a number or date: newest (lead with the newest source, older values after) or all (every value side by side). Each value is stated with its source, date and citation either way.")
     extractive_min_score: float = Field(0.45, description="Lowest question/sentence score for an extractive answer.")
     extractive_rescue_score: float = Field(0.75, description="Score an extract needs to replace an unsupported generated answer.")
 

@@ -15,7 +15,7 @@ from rag.generation.followup import Turn
 from rag.generation.run import AnswerRun
 from rag.retrieval.filters import SearchFilter
 from rag.retrieval.query import check_unicode
-from rag.settings import LLMBackendName, RetrievalMode
+from rag.settings import LLMBackendName, Prefer, RetrievalMode
 from service.errors import ServiceError
 from service.queue import EventStream, QueueFull
 from service.state import ServiceState
@@ -33,6 +33,7 @@ class AnswerJob:
     draft: bool = False  # stream the unverified draft as generated (else: verified sentences only)
     where: SearchFilter | None = None  # only passages of the documents this lets through
     collection: str | None = None  # None: the server's configured collection
+    prefer: Prefer | None = None  # how to order sources that disagree (None: RAG_PREFER)
 
 
 def resolve_backend(state: ServiceState, requested: LLMBackendName | None) -> LLMBackendName:
@@ -58,7 +59,7 @@ async def start(state: ServiceState, job: AnswerJob, streaming: bool = True) -> 
     if job.where is not None:  # an unknown author, document or key is a 400 now, not an in-band error mid-stream
         await run_in_threadpool(components.retriever.allowed_docs, job.where)
     run = await run_in_threadpool(components.answerer.run, job.question, job.history, backend, job.mode, job.top_k,
-                                  job.where)
+                                  job.where, job.prefer)
     try:
         return run, state.queue.submit(lambda: _events(run, draft=job.draft or not streaming))
     except QueueFull as exc:

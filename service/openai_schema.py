@@ -31,7 +31,7 @@ from rag.errors import RagError
 from rag.generation.answer import Answer
 from rag.generation.followup import Turn
 from rag.generation.run import AnswerRun
-from rag.settings import LLMBackendName, RetrievalMode
+from rag.settings import LLMBackendName, Prefer, RetrievalMode
 from service.answering import AnswerJob
 from service.errors import ServiceError, classify_rag_error, error_body
 from service.queue import EventStream
@@ -86,6 +86,7 @@ class ChatCompletionRequest(BaseModel):
     stream_draft: bool = Field(False, description="Extension: stream the unverified draft as generated (default: verified sentences only).")
     filter: dict[str, Any] | None = Field(None, description='Extension: only documents that pass, e.g. {"author": "Koneska", "since": "2021-01-01", "where": {"topic": "x"}} (openai client: extra_body={"filter": ...}).')
     collection: str | None = Field(None, description="Extension: the collection to answer from (or name it as the model: rag:<name>).")
+    prefer: Prefer | None = Field(None, description="Extension: when sources disagree, newest (lead with the newest source) or all (every value side by side); default RAG_PREFER.")
 
 
 # -- response -------------------------------------------------------------------------------------
@@ -126,6 +127,7 @@ class AnswerExtensions(BaseModel):
     sources: list[Source] = Field(description="Extension: the passages the answer's [n] markers point at.")
     abstained: bool = Field(description="Extension: true when the documents do not contain the answer.")
     confidence: float = Field(description="Extension: calibrated probability that the answer (or abstention) is right.")
+    conflicts: list[dict[str, Any]] = Field(default_factory=list, description="Extension: when sources disagree, each value the answer states with its citation number, source and date (newest first unless prefer=all).")
     backend: str = Field(description="Extension: the backend that produced the answer (extractive after a fallback).")
     fallback_reason: str | None = Field(None, description="Extension: why the requested backend was not used (null unless it fell back).")
     notes: list[str] = Field(default_factory=list, description="Extension: parts of the request that were ignored.")
@@ -218,7 +220,8 @@ def to_job(req: ChatCompletionRequest) -> tuple[AnswerJob, list[str]]:
                            "last_message_not_user", param="messages")
     last_index, last = conversation[-1]
     history = [Turn(m.role, history_content(m.role, message_text(m, i))) for i, m in conversation[:-1]]
-    return AnswerJob(message_text(last, last_index), history, req.backend, req.mode, req.top_k, bool(req.stream and req.stream_draft)), notes
+    return AnswerJob(message_text(last, last_index), history, req.backend, req.mode, req.top_k, bool(req.stream and req.stream_draft),
+                     prefer=req.prefer), notes
 
 
 def sources(answer: Answer) -> list[Source]:
@@ -238,7 +241,7 @@ def usage(answer: Answer) -> Usage:
 
 
 def extensions(answer: Answer, notes: list[str]) -> dict[str, Any]:
-    return AnswerExtensions(sources=sources(answer), abstained=answer.abstained, confidence=answer.confidence, backend=answer.backend,
+    return AnswerExtensions(sources=sources(answer), abstained=answer.abstained, confidence=answer.confidence, conflicts=answer.conflicts, backend=answer.backend,
                             fallback_reason=answer.fallback_reason, notes=notes).model_dump()
 
 

@@ -76,6 +76,19 @@ def test_answer_scoring_and_summary() -> None:
     assert summary["citation_validity"] == 0.5 and summary["total_p50_ms"] == 20
 
 
+def test_a_conflict_is_right_only_with_every_side_cited_to_its_own_source() -> None:
+    q = next(q for q in load_gold(ROOT / "eval" / "gold" / "seeds.jsonl") if q.id == "s57")
+    assert q.sides is not None and len(q.sides) == 2
+    old, new = q.sides[0].doc_ids[0], q.sides[1].doc_ids[0]
+    cites = [{"n": 1, "doc_id": old, "quote": ""}, {"n": 2, "doc_id": new, "quote": ""}]
+    both = AnswerRecord("ISIS-K has about 2,000 fighters [1]. A later estimate is around 4,000 [2].", False, cites)
+    one_side = AnswerRecord("ISIS-K has about 2,000 fighters [1].", False, cites[:1])
+    crossed = AnswerRecord("ISIS-K has about 2,000 fighters [2]. A later estimate is around 4,000 [1].", False, cites)
+    one_citation = AnswerRecord("Estimates range from 2,000 to 4,000 fighters [1].", False, cites[:1])
+    assert score_question(q, both)["correct"]
+    assert not any(score_question(q, r)["correct"] for r in (one_side, crossed, one_citation))
+
+
 def test_gate_thresholds() -> None:
     assert check_gate({"hit@5": 0.97}, {"hit@5": 0.95}) == []
     assert check_gate({"hit@5": 0.90}, {"hit@5": 0.95}) == ["hit@5: 0.900 < 0.950"]
@@ -119,7 +132,7 @@ def test_answer_gate_with_real_model_and_compare(tmp_path: Path, model_path: Pat
 def test_harness_is_not_tied_to_the_seeds(tmp_path: Path, model_path: Path) -> None:
     env = {"RAG_LLM_MODEL_PATH": str(model_path)}
     reports = tmp_path / "reports"
-    # The test split only (24 questions): the whole set with the judge takes over 10 minutes on 2 cores.
+    # The test split only (27 questions): the whole set with the judge takes over 10 minutes on 2 cores.
     run = run_cli(["eval", "--set", "mini", "--split", "test", "--name", "mini", "--reports", str(reports)],
                   tmp_path / "data", env=env, timeout=900)
     report = json.loads((reports / "mini.json").read_text())

@@ -38,14 +38,26 @@ def score_question(q: GoldQuestion, rec: AnswerRecord) -> dict[str, Any]:
     for c in rec.citations:
         passage = rec.cited_texts.get(int(c["n"]), c.get("quote", ""))
         precise.append(any(contains_quote(passage, e.quote) for e in q.evidence) or contains_alias(passage, q.answers))
+    correct = bool(q.answerable and not rec.abstained and contains_alias(text, q.answers))
+    if q.sides:  # a disagreement: right only when every side is stated and cited to one of its documents
+        correct = correct and all(side_cited(side.answers, side.doc_ids, rec) for side in q.sides)
     return {
-        "correct": bool(q.answerable and not rec.abstained and contains_alias(text, q.answers)),
+        "correct": correct,
         "exact_match": bool(q.answerable and exact_match(text, q.answers)),
         "f1": token_f1(text, q.answers) if q.answerable else 0.0,
         "abstained": rec.abstained,
         "citation_valid": valid,
         "citation_precision": mean([float(p) for p in precise]) if precise else None,
     }
+
+
+def side_cited(aliases: list[str], doc_ids: list[str], rec: AnswerRecord) -> bool:
+    """Some answer sentence holds one of ``aliases`` and cites a passage of one of ``doc_ids``."""
+    from rag.verification.claims import split_claims
+
+    doc_of = {int(c["n"]): c.get("doc_id") for c in rec.citations}
+    return any(contains_alias(claim.text, aliases) and any(doc_of.get(n) in doc_ids for n in claim.cited)
+               for claim in split_claims(rec.answer))
 
 
 def outcome(row: dict[str, Any]) -> int:

@@ -23,6 +23,13 @@ class Evidence(BaseModel):
     quote: str = Field(min_length=1)
 
 
+class Side(BaseModel):
+    """One value of a disagreement: its spellings and the documents that give it."""
+
+    answers: list[str] = Field(min_length=1)
+    doc_ids: list[str] = Field(min_length=1)
+
+
 class GoldQuestion(BaseModel):
     """One gold question; unanswerable ones have no answers and no evidence."""
 
@@ -36,6 +43,8 @@ class GoldQuestion(BaseModel):
     unanswerable_kind: UnanswerableKind | None = None
     filter: dict[str, Any] | None = Field(None, description="Type filtered only: the search filter the question is asked with "
                                                             "(rag.retrieval.filters.SearchFilter's JSON form).")
+    sides: list[Side] | None = Field(None, description="Type conflict only: the values the sources disagree on; right "
+                                                        "only when each is stated and cited to one of its documents.")
 
     @model_validator(mode="after")
     def _consistent(self) -> GoldQuestion:
@@ -47,6 +56,8 @@ class GoldQuestion(BaseModel):
             raise ValueError("unanswerable questions need an unanswerable_kind; answerable ones have none")
         if (self.type == "filtered") != (self.filter is not None):
             raise ValueError("type 'filtered' goes with a 'filter' (and only it)")
+        if (self.type == "conflict") != (self.sides is not None) or (self.sides is not None and len(self.sides) < 2):
+            raise ValueError("type 'conflict' goes with 'sides' (two or more, and only it)")
         if self.filter is not None:
             from rag.errors import InvalidFilter
             from rag.retrieval.filters import SearchFilter

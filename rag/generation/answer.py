@@ -46,6 +46,9 @@ class Answer:
     completion_tokens: int = 0
     signals: dict[str, float] = field(default_factory=dict)  # what the confidence was computed from
     notes: list[str] = field(default_factory=list)  # what verification changed, and why
+    # When sources disagree: each value the answer states, with its citation number, source and date (see
+    # rag.generation.conflicts.Side), ordered as ``prefer`` asks.
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, with_passages: bool = True) -> dict[str, Any]:
         data = asdict(self)

@@ -11,14 +11,16 @@ from rag.generation.backends import Prompt
 from rag.generation.backends.extractive import extractive_answer
 from rag.generation.followup import Turn
 from rag.generation.generators import FALLBACK, Generators
-from rag.generation.prompt import build_messages, compress
+from rag.generation.conflicts import Side, completion, conflict_hint, find_conflicts
+from rag.generation.prompt import ContextPassage, build_messages, compress
 from rag.generation.run import AnswerRun
 from rag.retrieval import Passage, Retriever
 from rag.retrieval.filters import SearchFilter
 from rag.retrieval.query import checked_question
-from rag.settings import RetrievalMode, Settings
+from rag.settings import Prefer, RetrievalMode, Settings
 from rag.verification.answer_check import CITED_WITHOUT_ANSWER, AnswerCheck
 from rag.verification.claim_model import ClaimModel
+from rag.verification.claims import Claim
 from rag.verification.confidence import ConfidenceModel
 from rag.verification.judge import Judge, judge_of
 from rag.verification.verifier import JUDGE_OFF_NOTE, NO_JUDGE_NOTE, Verifier
@@ -55,16 +57,18 @@ class Answerer:
         return self.min_confidence if float(judged) in fitted else 0.0
 
     def run(self, question: str, history: Sequence[Turn] = (), backend: str | None = None,
-            mode: RetrievalMode | None = None, top_k: int | None = None, where: SearchFilter | None = None) -> AnswerRun:
+            mode: RetrievalMode | None = None, top_k: int | None = None, where: SearchFilter | None = None,
+            prefer: Prefer | None = None) -> AnswerRun:
         """Check the question and the index, load the generator, and return the run (nothing is generated yet).
-        ``where`` limits retrieval to the documents it lets through.
+        ``where`` limits retrieval to the documents it lets through; ``prefer`` orders sources that disagree
+        (default: ``RAG_PREFER``).
 
         Raises ``EmptyQuestion``, ``QuestionTooLong``, ``EmptyIndex`` or ``ModelError`` before anything streams.
         """
         question = checked_question(question, self.settings.max_question_chars)
         self.retriever.index.require_content()
         generator = self.generators.get(backend)
-        return AnswerRun(self, question, tuple(history), generator, mode, top_k, where)
+        return AnswerRun(self, question, tuple(history), generator, mode, top_k, where, prefer or self.settings.prefer)
 
     def ask(self, question: str, history: Sequence[Turn] = (), backend: str | None = None,
             mode: RetrievalMode | None = None, top_k: int | None = None) -> Answer:
@@ -76,22 +80,48 @@ class Answerer:
                  where: SearchFilter | None = None) -> list[Passage]:
         return self.retriever.search(question, k=top_k or self.settings.answer_top_k, mode=mode, where=where)
 
-    def build_prompt(self, question: str, passages: list[Passage]) -> Prompt:
-        """Passages compressed to the sentences closest to the question, numbered, under the fixed system prompt."""
+    def build_prompt(self, question: str, passages: list[Passage], run: AnswerRun | None = None) -> Prompt:
+        """Passages compressed to the sentences closest to the question, numbered, under the fixed system prompt.
+        With ``run``, passages that disagree are found (``run.conflicts``) and the prompt asks for every side."""
         context = compress(question, passages, self.settings.context_sentences, self.retriever.embedder)
-        return Prompt(build_messages(question, context), question, context)
+        hint = None
+        if run is not None:
+            run.conflicts = self.disagreement(run, question, context)
+            hint = conflict_hint([side for side, _ in run.conflicts], run.prefer) if run.conflicts else None
+        return Prompt(build_messages(question, context, hint), question, context)
+
+    def disagreement(self, run: AnswerRun, question: str, context: list[ContextPassage]) -> list[tuple[Side, Claim]]:
+        """The sides of a disagreement among the passages (found by rule), each kept only when its sentence passes
+        the same check as an answer sentence, cited to its own passage; none unless two sides pass."""
+        sides = find_conflicts(question, context, self.retriever.embedder, run.prefer, self.retriever.index.aliases().expand)
+        if not sides:
+            return []
+        verifier = self.verifier(run)
+        confirmed = []
+        for side in sides:
+            claims = [c for c in verifier.verify(completion(side), question, context).claims if c.final == [side.n]]
+            if claims:
+                confirmed.append((side, claims[0]))
+        log.info("sources disagree" if len(confirmed) > 1 else "disagreement not confirmed",
+                 extra={"values": [s.value for s in sides], "confirmed": [s.value for s, _ in confirmed]})
+        return confirmed if len(confirmed) > 1 else []
+
+    def verifier(self, run: AnswerRun) -> Verifier:
+        """The claim checker for the run: rules and claim model, judged by the model when it can be."""
+        s = self.settings
+        note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
+        return Verifier(self.claim_model, self.retriever.embedder, self.judge(run), s.support_threshold, note)
 
     def check(self, run: AnswerRun) -> AnswerCheck:
         """The claim-by-claim check of the run's draft (judged by the model when it can read yes/no probabilities)."""
         assert run.prompt is not None
         s, embedder = self.settings, self.retriever.embedder
-        note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
-        judge = self.judge(run)
-        verifier = Verifier(self.claim_model, embedder, judge, s.support_threshold, note)
+        verifier = self.verifier(run)
         context = run.prompt.context
-        return AnswerCheck(verifier, self.confidence_model, self.min_confidence_for(judge is not None), run.question, run.prompt, run.passages,
-                           run.draft, lambda: extractive_answer(run.standalone, context, embedder, float("-inf")),
-                           None if run.backend == FALLBACK else s.extractive_rescue_score)
+        return AnswerCheck(verifier, self.confidence_model, self.min_confidence_for(verifier.judge is not None), run.question,
+                           run.prompt, run.passages, run.draft,
+                           lambda: extractive_answer(run.standalone, context, embedder, float("-inf")),
+                           None if run.backend == FALLBACK else s.extractive_rescue_score, run.conflicts)
 
     def judge(self, run: AnswerRun) -> Judge | None:
         """The answering generator as judge; for an extractive answer, the configured generator if it is loaded and

@@ -66,10 +66,13 @@ def _overlap(question_terms: set[str], terms: set[str]) -> float:
     return len(question_terms & terms) / len(question_terms) if question_terms else 0.0
 
 
-def build_messages(question: str, context: list[ContextPassage]) -> list[dict[str, str]]:
-    """Chat messages: a fixed system prompt first (its KV cache is reused across calls), then data and question."""
+def build_messages(question: str, context: list[ContextPassage], hint: str | None = None) -> list[dict[str, str]]:
+    """Chat messages: a fixed system prompt first (its KV cache is reused across calls), then data and question,
+    and ``hint`` (what to do about passages that disagree) last."""
     blocks = "\n".join(f"[{c.n}] ({sanitize(c.passage.byline())}) {sanitize(c.text)}" for c in context)
     user = f"<passages>\n{blocks}\n</passages>\n\nQuestion: {sanitize(question)}"
     if is_yes_no(question):
         user += f"\n{YES_NO_HINT}"
+    if hint:
+        user += f"\n{hint}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

@@ -22,10 +22,12 @@ from rag.generation.followup import Turn, standalone_question
 from rag.generation.generators import FALLBACK
 from rag.retrieval import Passage
 from rag.retrieval.filters import SearchFilter
-from rag.settings import RetrievalMode
+from rag.settings import Prefer, RetrievalMode
 
 if TYPE_CHECKING:
     from rag.generation.answerer import Answerer
+    from rag.generation.conflicts import Side
+    from rag.verification.claims import Claim
 
 log = logging.getLogger(__name__)
 _IGNORED_IN_COMPARISON = re.compile(r"[\s.]+")
@@ -41,12 +43,15 @@ class AnswerRun:
     """A question on its way to a verified answer. Created by ``Answerer.run`` after the question was checked."""
 
     def __init__(self, answerer: Answerer, question: str, history: tuple[Turn, ...], generator: Generator,
-                 mode: RetrievalMode | None, top_k: int | None, where: SearchFilter | None = None) -> None:
+                 mode: RetrievalMode | None, top_k: int | None, where: SearchFilter | None = None,
+                 prefer: Prefer = "newest") -> None:
         self.question = question
         self.history = history
         self.mode = mode
         self.top_k = top_k
         self.where = where
+        self.prefer = prefer
+        self.conflicts: list[tuple[Side, Claim]] = []  # sides of a disagreement among the passages, each checked
         self.backend = generator.name
         self.standalone = question
         self.passages: list[Passage] = []
@@ -106,7 +111,7 @@ class AnswerRun:
         self.timings["retrieve_ms"] = _ms(started)
 
         mark = time.perf_counter()
-        self.prompt = a.build_prompt(self.standalone, self.passages)
+        self.prompt = a.build_prompt(self.standalone, self.passages, self)
         self.timings["context_ms"] = _ms(mark)
 
         mark = time.perf_counter()
@@ -137,7 +142,7 @@ class AnswerRun:
             confidence=outcome.confidence, backend=self.backend, standalone_question=self.standalone, raw_answer=self.draft,
             fallback_reason=self.fallback_reason, timings=self.timings, passages=self.passages,
             prompt_tokens=self.stats.prompt_tokens, completion_tokens=self.stats.completion_tokens,
-            signals=outcome.signals, notes=v.notes,
+            signals=outcome.signals, notes=v.notes, conflicts=[side.to_dict() for side in outcome.conflicts],
         )
         log.info("answered", extra={"backend": self.backend, "abstained": v.abstained, "confidence": outcome.confidence,
                                     "notes": "; ".join(v.notes), **{k: round(t, 1) for k, t in self.timings.items()}})

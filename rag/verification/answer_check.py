@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from rag.generation.answer import ABSTENTION, Citation
 from rag.generation.backends import Prompt
+from rag.generation.conflicts import Side, stated
 from rag.generation.prompt import ContextPassage
 from rag.retrieval import Passage
 from rag.text import content_terms, strip_citations
@@ -35,6 +36,7 @@ class Outcome:
     rescued: bool = False
     low_confidence: bool = False
     notes: list[str] = field(default_factory=list)
+    conflicts: list[Side] = field(default_factory=list)  # the sides of a disagreement the answer states
 
 
 class AnswerCheck:
@@ -43,7 +45,7 @@ class AnswerCheck:
 
     def __init__(self, verifier: Verifier, confidence: ConfidenceModel | None, min_confidence: float, question: str,
                  prompt: Prompt, passages: list[Passage], draft: str, extract: Callable[[], tuple[str, float]],
-                 rescue_score: float | None) -> None:
+                 rescue_score: float | None, sides: list[tuple[Side, Claim]] | None = None) -> None:
         self.verifier = verifier
         self.model = confidence
         self.min_confidence = min_confidence
@@ -54,6 +56,7 @@ class AnswerCheck:
         self._extract = extract
         self._extracted: tuple[str, float] | None = None
         self.rescue_score = rescue_score  # None: no rescue (the draft is already extractive)
+        self.sides = sides or []  # a disagreement among the passages: each side with its checked sentence
         self.outcome: Outcome | None = None
 
     def extracted(self) -> tuple[str, float]:
@@ -74,6 +77,11 @@ class AnswerCheck:
                 continue
             kept.append(claim)
             yield sentence(claim)
+        if kept and self.sides:  # an answer that gives one side of a disagreement gets the others, each cited
+            for side, claim in self.sides:
+                if not stated(side, kept, self.prompt.context):
+                    kept.append(claim)
+                    yield sentence(claim)
         verification = session.result(kept)
         rescued = False
         if verification.abstained and self.rescue_score is not None and not content_terms(strip_citations(self.draft)):
@@ -90,7 +98,9 @@ class AnswerCheck:
         if verification.abstained and gated:
             verification, low = self._closest_passage(verification), True
             yield verification.answer
-        self.outcome = Outcome(verification, confidence, signals, rescued, low)
+        shown = [] if verification.abstained else [c for c in verification.claims if c.final] + kept
+        conflicts = [side for side, _ in self.sides if stated(side, shown, self.prompt.context)]
+        self.outcome = Outcome(verification, confidence, signals, rescued, low, conflicts=conflicts if len(conflicts) > 1 else [])
 
     # -- confidence -------------------------------------------------------------------------------------
     def _confidence(self, kept: list[Claim], claims: list[Claim], judged: bool, abstained: bool) -> float:

@@ -30,6 +30,8 @@ _BARE_VERDICT = re.compile(r"^(yes|no)[.!]?$", re.IGNORECASE)
 META_TERMS = content_terms("passage passages document documents text source sources stated states state mentioned "
                            "mentions mention says said according given provided information answer question found find "
                            "seen see shown located contained contains cited refer refers reference")
+# "According to Koneska (2022-08-16), ...": who says it, checked against the cited source's card, not its text.
+_ATTRIBUTION = re.compile(r"^according\s+to\s+(?P<source>[^,]{1,120}?),\s+(?P<body>\S.*)$", re.IGNORECASE | re.DOTALL)
 _PASSAGE_NUMBER = re.compile(r"\bpassages?\s+(\d+)\b", re.IGNORECASE)  # "as stated in passage 2" without brackets
 
 
@@ -47,6 +49,26 @@ class Claim:
     @property
     def supported(self) -> bool:
         return bool(self.final)
+
+    @property
+    def attribution(self) -> str:
+        """The source the sentence names ("Koneska (2022)" in "According to Koneska (2022), ..."), or ""."""
+        return split_attribution(self.text)[0]
+
+    @property
+    def fact(self) -> str:
+        """What the passage must state: the sentence without its attribution."""
+        return split_attribution(self.text)[1]
+
+
+def split_attribution(text: str) -> tuple[str, str]:
+    """``("Koneska (2022)", "IS-K has 4,000 fighters.")`` for "According to Koneska (2022), IS-K has 4,000
+    fighters."; ``("", text)`` when the sentence names no source."""
+    m = _ATTRIBUTION.match(text.strip())
+    if not m:
+        return "", text
+    body = m.group("body")
+    return m.group("source").strip(), body[:1].upper() + body[1:]
 
 
 def is_abstention(text: str) -> bool:

@@ -10,6 +10,7 @@ probabilities, or the extractive fallback) the rules decide alone, more strictly
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -79,7 +80,7 @@ class Verifier:
             if not pool:
                 continue
             n = max(pool, key=lambda m: _rank(rules[m], m))
-            got = self.judge.judge([Check(by_n[n].passage.title, rules[n].window, question, c.text)]) if self.judge else None
+            got = self.judge.judge([Check(by_n[n].passage.title, rules[n].window, question, c.fact)]) if self.judge else None
             if got is None:  # the backend could not judge after all
                 c.notes.append(NO_JUDGE_NOTE)
                 self.decide_by_rules(c, question, by_n, rules)
@@ -104,7 +105,7 @@ class Verifier:
 
         supported = [n for n in by_n if passes(n)]
         if not supported and self.embedder is not None:
-            sims = self._similarities(c.text, by_n)
+            sims = self._similarities(c.fact, by_n)
             supported = [n for n in by_n if passes(n, sims.get(n, 0.0))]
         for n in by_n:
             c.scores[n] = self.model.probability(features(rules[n], None)) if n in supported else 0.0
@@ -155,7 +156,11 @@ class VerificationSession:
             bad = [n for n in c.cited if n not in self.by_n]
             if bad:
                 self.notes.append(f"dropped out-of-range citation(s) {bad}")
-            rules = {n: check(c.text, self.question, p.passage.text, p.passage.title) for n, p in self.by_n.items()}
+            rules = {n: check(c.fact, self.question, p.passage.text, p.passage.title) for n, p in self.by_n.items()}
+            if c.attribution:  # "According to X (2022), ...": only a passage whose card is X's can support it
+                for n, p in self.by_n.items():
+                    if not attribution_matches(c.attribution, p.passage.byline()):
+                        rules[n].reasons.append(f"the source named ({c.attribution}) is not this passage's")
             if self.judged:
                 v.judge_claim(c, self.question, self.by_n, rules)
             else:
@@ -178,6 +183,12 @@ class VerificationSession:
             notes.append(f"dropped {len(self.claims) - len(kept)} unsupported sentence(s)")
         text = " ".join(sentence(c) for c in kept)
         return Verification(text, _citations(kept, self.by_n), False, self.claims, notes, self.judged)
+
+
+def attribution_matches(source: str, byline: str) -> bool:
+    """The names and numbers of "Koneska (2022-08-16)" are all on the passage's card line (title, authors, date)."""
+    terms = content_terms(byline)
+    return content_terms(" ".join(re.findall(r"[A-Z][\w'’-]*", source))) <= terms and set(re.findall(r"\d+", source)) <= set(re.findall(r"\d+", byline))
 
 
 def sentence(c: Claim) -> str:

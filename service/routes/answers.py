@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from rag.errors import InvalidFilter
 from rag.generation.followup import Turn
 from rag.retrieval.filters import SearchFilter
-from rag.settings import LLMBackendName, RetrievalMode
+from rag.settings import LLMBackendName, Prefer, RetrievalMode
 from service.answering import AnswerJob, finish, start
 from service.openai_schema import history_content
 from service.routes import get_state
@@ -66,6 +66,7 @@ class AskRequest(Filtered):
     backend: LLMBackendName | None = Field(None, description="Generator backend (must be enabled on the server).")
     mode: RetrievalMode | None = Field(None, description="Retrieval mode.")
     history: list[HistoryTurn] = Field(default_factory=list, description="Earlier turns, oldest first.")
+    prefer: Prefer | None = Field(None, description="When sources disagree: newest (lead with the newest source) or all (every value side by side); default RAG_PREFER.")
 
 
 class SearchRequest(Filtered):
@@ -79,7 +80,8 @@ class SearchRequest(Filtered):
 async def ask(req: AskRequest, state: State, request: Request) -> dict[str, Any]:
     """The verified answer with citations, timings and the retrieved passages (``Answer.to_dict()``)."""
     history = [Turn(t.role, history_content(t.role, t.content)) for t in req.history]
-    job = AnswerJob(req.question, history, req.backend, req.mode, req.top_k, where=req.search_filter(), collection=req.collection)
+    job = AnswerJob(req.question, history, req.backend, req.mode, req.top_k, where=req.search_filter(), collection=req.collection,
+                    prefer=req.prefer)
     run, stream = await start(state, job, streaming=False)
     answer = await finish(state, run, stream, request)
     return answer.to_dict()

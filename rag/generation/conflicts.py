@@ -1,0 +1,219 @@
+"""Disagreements between sources: passages that give different values for what the
+question asks ("about 2,000 fighters" in one analysis, "around 4,000 combatants" in a later one).
+
+Found by rule before generation, so the prompt can ask for every side and the answer can be completed with a
+side the model left out: the question must ask for a number or a date; in each passage the sentence closest to
+the question that states one gives that passage's value; values that differ (beyond rounding) between documents
+are a disagreement (within one document too, for counts the sentence contrasts: "the report gave 61 ... the
+registers found 74"). A side only counts once its sentence passes the answer checks (``Answerer.disagreement``).
+Each side keeps its source's date so answers can put the newest first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from rag.settings import Prefer
+from rag.text import STOPWORDS, content_terms, split_sentences
+from rag.verification.quantities import Quantity, quantities
+from rag.verification.rules import names, root, term_in
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+    from rag.generation.prompt import ContextPassage
+    from rag.verification.claims import Claim
+
+QuestionKind = Literal["count", "date"]
+_COUNT = re.compile(r"\bhow\s+(many|much|often|long|large|big|far|old|tall|high|deep|wide)\b"
+                    r"|\bwhat\s+(?:was\s+|is\s+)?(?:the\s+)?(number|percentage|share|proportion|size|toll|population)\b",
+                    re.IGNORECASE)
+_DATE = re.compile(r"\bwhen\b|\b(?:what|which)\s+year\b", re.IGNORECASE)
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+_HOW_MANY = re.compile(r"\bhow\s+many\b|\bwhat\s+(?:was\s+|is\s+)?(?:the\s+)?number\s+of\b", re.IGNORECASE)
+_CONTRAST = re.compile(r"\b(but|whereas|while|although|though|however|vary|varies|differ|others?|disputed)\b", re.IGNORECASE)
+_LEADING = frozenset({"of", "the", "its", "his", "her", "their"})  # "how many of the crew"
+# "How tall ...?" is answered by a length, "how old" by years: the unit kinds (canonical names) per adjective.
+_DIMENSIONS = {
+    "tall": ("metre", "foot"), "high": ("metre", "foot"), "deep": ("metre", "foot"), "wide": ("metre", "foot"),
+    "far": ("kilometre", "mile", "metre"), "long": ("kilometre", "mile", "metre", "foot", "year", "day", "hour", "minute"),
+    "old": ("year",), "large": ("acre", "hectare", "tonne"), "big": ("acre", "hectare", "tonne"),
+}
+_WORDS = re.compile(r"[A-Za-z][\w'’-]*")
+# Words that end the counted noun phrase of "how many ... ?": its verb, an auxiliary or a preposition.
+_NOT_NOUN = frozenset("do does did is are was were has have had will would can could may might should been be "
+                      "in of on at for from per by to with during since after before under over the a an".split())
+MIN_RELEVANCE = 0.5  # cosine of question and sentence: below it the sentence is about something else
+SAME_NOUN = 0.6  # cosine of two nouns that count the same thing ("fighters" ~ "combatants" 0.75; ~ "attacks" 0.48)
+MIN_NAMES = 0.5  # share of the question's names the sentence (with the one before) must hold
+NOUN_WINDOW = 4  # words after a number in which the counted noun must appear ("around 4,000 combatants")
+SAME_VALUE = 0.005  # values this close are one value said two ways ("1.5 million", "1,500,000"); 27 vs 29 metres differ
+
+
+@dataclass(frozen=True)
+class Side:
+    """One source's value: as the passage writes it, the passage number it is cited as, and the source's date."""
+
+    value: str
+    amount: float  # the value as a number (a year for a date)
+    n: int
+    doc_id: str
+    title: str
+    author: str | None
+    date: str | None
+    sentence: str
+
+    def source_label(self) -> str:
+        """"Koneska (2022-08-16)": the first author (else the title) and the date, as an answer attributes it."""
+        who = (self.author or "").split("; ")[0].split()[-1:] or [self.title]
+        return f"{who[0]} ({self.date})" if self.date else who[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def question_kind(question: str) -> QuestionKind | None:
+    """"count" for how many/much/often..., "date" for when/what year; None for anything else."""
+    if _COUNT.search(question):
+        return "count"
+    if _DATE.search(question):
+        return "date"
+    return None
+
+
+def find_conflicts(question: str, context: list[ContextPassage], embedder: Embedder, prefer: Prefer = "newest",
+                   expand: Callable[[str], str] = lambda text: text) -> list[Side]:
+    """The sides of a disagreement among ``context`` (empty when the sources agree or the question asks for
+    neither a count nor a date). One side per distinct value; ``prefer="newest"`` orders them newest source first
+    (undated last), ``"all"`` keeps passage order. ``expand`` adds a text's aliases (the collection's alias table),
+    so "IS-K" in a passage matches "ISIS-K" in the question.
+
+    A passage's value must be about the same thing: its sentence names everything the question names, is close
+    to the question in embedding space, and (for a count) the number counts what the question counts.
+    """
+    kind = question_kind(question)
+    if kind is None or len(context) < 2:
+        return []
+    counted = _counted_nouns(question) if kind == "count" else []
+    if kind == "count" and not counted:
+        return []  # "how much", "how often": nothing to tie a number to, so no safe comparison
+    wanted = names(question)
+    candidates: list[tuple[ContextPassage, str, str, float]] = []  # passage, sentence, value text, value
+    for c in context:
+        if c.passage.kind != "text":
+            continue
+        spans = split_sentences(c.text) or [(0, len(c.text))]
+        for i, (start, end) in enumerate(spans):
+            sentence = c.text[start:end].strip()
+            # The title and the sentence before count for names: "a fire spread ... The record lists 1,312 houses".
+            terms = content_terms(expand(f"{c.passage.title}\n{c.text[spans[max(i - 1, 0)][0]:end]}"))
+            if sum(term_in(t, terms, {root(x) for x in terms}) for t in wanted) < MIN_NAMES * len(wanted):
+                continue
+            found = _values(sentence, question, kind, counted, embedder)
+            # "1,310 passengers: 104 in first class, 236 ..." is a breakdown; "1,312 houses ... but a pamphlet
+            # claimed above two thousand" is a disagreement inside one sentence.
+            for text, value in found if _CONTRAST.search(sentence) else found[:1]:
+                candidates.append((c, sentence, text, value))
+    if not candidates:
+        return []
+    sims = np.atleast_1d(embedder.embed_cached([s for _, s, _, _ in candidates]) @ embedder.embed_query(question)).tolist()
+    sides: list[Side] = []
+    seen: list[float] = []
+    for (c, sentence, text, value), sim in zip(candidates, sims, strict=True):
+        if sim < MIN_RELEVANCE or any(_same(value, v) for v in seen):
+            continue
+        seen.append(value)
+        p = c.passage
+        sides.append(Side(text, value, c.n, p.doc_id, p.title, p.author, p.date, sentence))
+    # Years (or lengths) in one document are usually different things, not a disagreement; counts of one thing are
+    # ("the official report gave 61 deaths ... the parish registers found 74").
+    if (kind == "date" or not _HOW_MANY.search(question)) and len({s.doc_id for s in sides}) < 2:
+        return []
+    if len(sides) < 2:
+        return []
+    if prefer == "newest":
+        sides.sort(key=lambda s: s.date or "", reverse=True)  # ISO dates sort as text; undated ("") last
+    return sides
+
+
+def _counted_nouns(question: str) -> list[str]:
+    """What a count question counts: the lower-case words between "how many" and its verb ("How many IS-K
+    attacks did ..." -> [attacks]; "how many of the crew were lost" -> [crew]); for "how tall/long/old ...",
+    the unit kinds that answer it."""
+    m = _HOW_MANY.search(question)
+    if not m:
+        adjective = _COUNT.search(question)
+        return list(_DIMENSIONS.get((adjective.group(1) or "").lower(), ())) if adjective else []
+    words: list[str] = []
+    for word in _WORDS.findall(question[m.end():]):
+        low = word.lower()
+        if low in _LEADING and not words:
+            continue
+        if low in _NOT_NOUN:
+            break
+        words.append(word)
+    return [w for w in words if not w[:1].isupper() and w.lower() not in STOPWORDS][:3]
+
+
+def _values(sentence: str, question: str, kind: QuestionKind, counted: list[str], embedder: Embedder) -> list[tuple[str, float]]:
+    """The sentence's values for the question: years not in the question for a date question; for a count, the
+    numbers (not years, not the question's own) whose unit, or a word within a few after them, is what the
+    question counts (the noun or a synonym: "fighters" ~ "combatants")."""
+    asked = {q.value for q in quantities(question)}
+    if kind == "date":
+        return [(m.group(), float(m.group())) for m in _YEAR.finditer(sentence) if float(m.group()) not in asked]
+    out = []
+    for q in quantities(sentence):
+        if q.value in asked or _is_year(q, sentence):
+            continue
+        after = _WORDS.findall(re.split(r"[.,;:()]", sentence[q.start + len(q.text):], maxsplit=1)[0])[:NOUN_WINDOW]
+        words = ([q.unit] if q.unit else []) + after
+        if any(_same_noun(c, w, embedder) for c in counted for w in words):
+            out.append((q.text, q.value))
+    return out
+
+
+def _same_noun(a: str, b: str, embedder: Embedder) -> bool:
+    if content_terms(a) == content_terms(b):
+        return True
+    return float(embedder.embed_cached([a.lower()])[0] @ embedder.embed_cached([b.lower()])[0]) >= SAME_NOUN
+
+
+def _is_year(q: Quantity, sentence: str) -> bool:
+    """"in 2019", "2015-2021": a bare four-digit number in the years' range, with no unit and no thousands comma."""
+    return q.unit is None and bool(_YEAR.fullmatch(sentence[q.start: q.start + len(q.text)].strip()))
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= SAME_VALUE * max(abs(a), abs(b))
+
+
+def conflict_hint(sides: list[Side], prefer: Prefer) -> str:
+    """The instruction added to the prompt when the passages disagree."""
+    listed = "; ".join(f"[{s.n}] ({s.source_label()}) gives {s.value}" for s in sides)
+    order = ("Lead with the newest source, then give the older values as earlier figures."
+             if prefer == "newest" else "Give every value side by side; do not say which is right.")
+    return (f"The passages disagree: {listed}. Write one sentence per source, in the form "
+            f"\"According to <source> (<date>), <value and what it counts> [n].\" {order}")
+
+
+def completion(side: Side) -> str:
+    """A sentence stating a side the answer left out, in the source's own words, attributed and cited."""
+    body = " ".join(side.sentence.split()).rstrip(".")
+    body = body[:1].lower() + body[1:] if body[1:2].islower() else body
+    return f"According to {side.source_label()}, {body} [{side.n}]."
+
+
+def stated(side: Side, claims: list[Claim], context: list[ContextPassage]) -> bool:
+    """Some claim states the side's value and cites a passage of the side's document."""
+    doc_of = {c.n: c.passage.doc_id for c in context}
+    for claim in claims:
+        if any(doc_of.get(n) == side.doc_id for n in claim.final):
+            found = {float(y) for y in _YEAR.findall(claim.fact)} | {q.value for q in quantities(claim.fact)}
+            if side.amount in found:
+                return True
+    return False

@@ -1,0 +1,127 @@
+"""Sources that disagree: found by rule among the passages, asked for in the prompt, completed when the model
+gives one side, each side cited to its own source with its date, and listed on the answer (``conflicts``).
+
+Real Chroma and the real embedding model over the mini collection, whose 2024 visitor guide gives other figures
+than the older articles (a 29-metre lighthouse against 27 metres); the generator is a scripted ``FakeGenerator``,
+so without a judge the rules check each side (the real-model path is measured by ``rag eval`` on conflict rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from rag.components import Components
+from rag.embedding import Embedder
+from rag.generation.backends.fake import FakeGenerator
+from rag.generation.conflicts import completion, find_conflicts, question_kind
+from tests.fixtures.fake import cite
+from tests.fixtures.paths import ROOT
+from tests.fixtures.seeded import make_settings
+
+MINI = ROOT / "eval" / "collections" / "mini"
+TALL = "How tall is the Gannet Point lighthouse?"
+GUIDE = "kellsmouth_visitor_guide_2024.md"
+ARTICLE = "kellsmouth_lighthouse.md"
+
+
+@pytest.fixture(scope="module")
+def mini_data(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """The mini collection ingested once for this module."""
+    data = tmp_path_factory.mktemp("mini") / "data"
+    Components(make_settings(data), embedder=embedder).ingestor.ingest_paths([MINI])
+    return data
+
+
+@pytest.fixture
+def mini(mini_data: Path, embedder: Embedder) -> Callable[..., Components]:
+    """``mini(fake)`` -> components over the mini collection answering with ``fake`` (judge off: a fake has no
+    yes/no probabilities to read, so the rules check every sentence)."""
+
+    def make(fake: FakeGenerator) -> Components:
+        return Components(make_settings(mini_data, judge=False), embedder=embedder, generators={"llamacpp": fake})
+
+    return make
+
+
+def test_question_kinds() -> None:
+    assert question_kind("How many arches does the viaduct have?") == "count"
+    assert question_kind("How tall is the lighthouse?") == "count"
+    assert question_kind("When was the first festival held?") == "date"
+    assert question_kind("Who designed the lighthouse?") is None
+
+
+def test_one_sided_answer_gets_the_other_source_cited_with_its_date(mini: Callable[..., Components]) -> None:
+    fake = FakeGenerator([cite("27 metres", "The tower stands 27 metres tall [{n}].")])
+    answer = mini(fake).answerer.run(TALL).answer()
+
+    assert not answer.abstained, answer.notes
+    assert "27 metres" in answer.answer and "29 metres" in answer.answer
+    by_doc = {c.doc_id: c.n for c in answer.citations}
+    assert {GUIDE, ARTICLE} <= set(by_doc), answer.citations
+    # each value in its own sentence, cited to its own source; the added one names its source and date
+    for sentence in answer.answer.split(". "):
+        if "29 metres" in sentence:
+            assert f"[{by_doc[GUIDE]}]" in sentence and "2024-05-01" in sentence and "Roskilly" in sentence
+        if "27 metres" in sentence:
+            assert f"[{by_doc[ARTICLE]}]" in sentence
+    # the answer object lists both sides, newest source first
+    assert [c["doc_id"] for c in answer.conflicts] == [GUIDE, ARTICLE]
+    assert [c["amount"] for c in answer.conflicts] == [29.0, 27.0]
+    assert answer.conflicts[0]["date"] == "2024-05-01"
+    # and the model was asked for every side
+    assert "The passages disagree" in fake.prompts[0].messages[-1]["content"]
+
+
+def test_prefer_all_keeps_passage_order(mini: Callable[..., Components]) -> None:
+    fake = FakeGenerator([cite("27 metres", "The tower stands 27 metres tall [{n}].")])
+    run = mini(fake).answerer.run(TALL, prefer="all")
+    answer = run.answer()
+    numbers = [c["n"] for c in answer.conflicts]
+    assert len(numbers) == 2 and numbers == sorted(numbers)
+    assert "do not say which is right" in fake.prompts[0].messages[-1]["content"]
+
+
+def test_an_answer_with_both_sides_is_left_as_written(mini: Callable[..., Components]) -> None:
+    def both(prompt: object) -> str:
+        ctx = prompt.context  # type: ignore[attr-defined]
+        new = next(c.n for c in ctx if c.passage.doc_id == GUIDE and "29 metres" in c.text)
+        old = next(c.n for c in ctx if c.passage.doc_id == ARTICLE and "27 metres" in c.text)
+        return f"The 2024 guide gives 29 metres tall [{new}]. The finished tower stands 27 metres tall [{old}]."
+
+    fake = FakeGenerator([both])
+    answer = mini(fake).answerer.run(TALL).answer()
+    assert answer.answer.count("29 metres") == 1 and answer.answer.count("27 metres") == 1
+    assert "According to" not in answer.answer
+    assert len(answer.conflicts) == 2
+
+
+def test_no_disagreement_no_hint_and_nothing_added(mini: Callable[..., Components]) -> None:
+    fake = FakeGenerator([cite("Pellow", "The lighthouse was designed by Thomas Pellow [{n}].")])
+    answer = mini(fake).answerer.run("Who designed the Gannet Point lighthouse?").answer()
+    assert answer.conflicts == []
+    assert "According to" not in answer.answer
+    assert "disagree" not in fake.prompts[0].messages[-1]["content"]
+
+
+def test_an_abstention_is_not_turned_into_a_disagreement(mini: Callable[..., Components]) -> None:
+    fake = FakeGenerator(["I don't know: the documents do not contain the answer."])
+    answer = mini(fake).answerer.run(TALL).answer()
+    assert answer.abstained and answer.conflicts == []
+
+
+def test_sides_come_from_the_passages_and_a_wrong_attribution_is_refused(mini: Callable[..., Components]) -> None:
+    c = mini(FakeGenerator())
+    a = c.answerer
+    prompt = a.build_prompt(TALL, a.retrieve(TALL, None, None))
+    sides = find_conflicts(TALL, prompt.context, c.embedder, "newest", c.index.aliases().expand)
+    assert [s.doc_id for s in sides] == [GUIDE, ARTICLE]
+    assert sides[0].author == "Tamsin Roskilly" and sides[0].date == "2024-05-01"
+    verifier = a.verifier(a.run(TALL))
+    good = verifier.verify(completion(sides[0]), TALL, prompt.context)
+    assert not good.abstained and [x.doc_id for x in good.citations] == [GUIDE]
+    # the same sentence put in another author's mouth is not supported by any passage
+    forged = completion(sides[0]).replace("Roskilly", "Pellow")
+    assert verifier.verify(forged, TALL, prompt.context).abstained
