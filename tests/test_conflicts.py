@@ -81,7 +81,7 @@ def test_prefer_all_keeps_passage_order(mini: Callable[..., Components]) -> None
     answer = run.answer()
     numbers = [c["n"] for c in answer.conflicts]
     assert len(numbers) == 2 and numbers == sorted(numbers)
-    assert "do not say which is right" in fake.prompts[0].messages[-1]["content"]
+    assert "without saying which is right" in fake.prompts[0].messages[-1]["content"]
 
 
 def test_an_answer_with_both_sides_is_left_as_written(mini: Callable[..., Components]) -> None:

@@ -110,7 +110,8 @@ class Answerer:
         """The claim checker for the run: rules and claim model, judged by the model when it can be."""
         s = self.settings
         note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
-        return Verifier(self.claim_model, self.retriever.embedder, self.judge(run), s.support_threshold, note)
+        return Verifier(self.claim_model, self.retriever.embedder, self.judge(run), s.support_threshold, note,
+                        self.retriever.index.aliases().with_all_names)
 
     def check(self, run: AnswerRun) -> AnswerCheck:
         """The claim-by-claim check of the run's draft (judged by the model when it can read yes/no probabilities)."""

@@ -36,6 +36,7 @@ _DATE = re.compile(r"\bwhen\b|\b(?:what|which)\s+year\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 _HOW_MANY = re.compile(r"\bhow\s+many\b|\bwhat\s+(?:was\s+|is\s+)?(?:the\s+)?number\s+of\b", re.IGNORECASE)
 _CONTRAST = re.compile(r"\b(but|whereas|while|although|though|however|vary|varies|differ|others?|disputed)\b", re.IGNORECASE)
+_SCALE_WORDS = frozenset({"dozen", "hundred", "thousand", "million", "billion"})
 _LEADING = frozenset({"of", "the", "its", "his", "her", "their"})  # "how many of the crew"
 # "How tall ...?" is answered by a length, "how old" by years: the unit kinds (canonical names) per adjective.
 _DIMENSIONS = {
@@ -47,11 +48,11 @@ _WORDS = re.compile(r"[A-Za-z][\w'’-]*")
 # Words that end the counted noun phrase of "how many ... ?": its verb, an auxiliary or a preposition.
 _NOT_NOUN = frozenset("do does did is are was were has have had will would can could may might should been be "
                       "in of on at for from per by to with during since after before under over the a an".split())
-MIN_RELEVANCE = 0.5  # cosine of question and sentence: below it the sentence is about something else
+MIN_DATE_RELEVANCE = 0.6  # a year is the answer to many questions about one topic: dates need a closer sentence
+MIN_RELEVANCE = 0.45  # cosine of question and sentence: below it the sentence is about something else
 SAME_NOUN = 0.6  # cosine of two nouns that count the same thing ("fighters" ~ "combatants" 0.75; ~ "attacks" 0.48)
 MIN_NAMES = 0.5  # share of the question's names the sentence (with the one before) must hold
 NOUN_WINDOW = 4  # words after a number in which the counted noun must appear ("around 4,000 combatants")
-SAME_VALUE = 0.005  # values this close are one value said two ways ("1.5 million", "1,500,000"); 27 vs 29 metres differ
 
 
 @dataclass(frozen=True)
@@ -121,16 +122,25 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
     if not candidates:
         return []
     sims = np.atleast_1d(embedder.embed_cached([s for _, s, _, _ in candidates]) @ embedder.embed_query(question)).tolist()
+    # A document gives one value: that of its sentence closest to the question (all of them when that sentence
+    # contrasts values itself). Another value elsewhere in the same document is usually another thing.
+    by_doc: dict[str, list[tuple[ContextPassage, str, str, float]]] = {}
+    for sim, (c, sentence, text, value) in sorted(zip(sims, candidates, strict=True), key=lambda x: -x[0]):
+        if sim < (MIN_DATE_RELEVANCE if kind == "date" else MIN_RELEVANCE):
+            break
+        chosen = by_doc.setdefault(c.passage.doc_id, [])
+        if not chosen or (chosen[0][0].n == c.n and chosen[0][1] == sentence):
+            chosen.append((c, sentence, text, value))
     sides: list[Side] = []
     seen: list[float] = []
-    for (c, sentence, text, value), sim in zip(candidates, sims, strict=True):
-        if sim < MIN_RELEVANCE or any(_same(value, v) for v in seen):
+    for c, sentence, text, value in sorted((x for xs in by_doc.values() for x in xs), key=lambda x: x[0].n):
+        if any(_same(value, v) for v in seen):
             continue
         seen.append(value)
         p = c.passage
         sides.append(Side(text, value, c.n, p.doc_id, p.title, p.author, p.date, sentence))
-    # Years (or lengths) in one document are usually different things, not a disagreement; counts of one thing are
-    # ("the official report gave 61 deaths ... the parish registers found 74").
+    # Years (or lengths) in one sentence are usually different things, not a disagreement; counts of one thing
+    # set against each other are ("the official report gave 61 deaths ... the parish registers found 74").
     if (kind == "date" or not _HOW_MANY.search(question)) and len({s.doc_id for s in sides}) < 2:
         return []
     if len(sides) < 2:
@@ -168,13 +178,28 @@ def _values(sentence: str, question: str, kind: QuestionKind, counted: list[str]
         return [(m.group(), float(m.group())) for m in _YEAR.finditer(sentence) if float(m.group()) not in asked]
     out = []
     for q in quantities(sentence):
-        if q.value in asked or _is_year(q, sentence):
+        if q.value in asked or _is_year(q, sentence) or _vague(q, sentence):
             continue
         after = _WORDS.findall(re.split(r"[.,;:()]", sentence[q.start + len(q.text):], maxsplit=1)[0])[:NOUN_WINDOW]
         words = ([q.unit] if q.unit else []) + after
-        if any(_same_noun(c, w, embedder) for c in counted for w in words):
-            out.append((q.text, q.value))
+        match = next((i for i, w in enumerate(words) if any(_same_noun(c, w, embedder) for c in counted)), None)
+        if match is None:
+            continue
+        # "7,000 AQIS and Taliban fighters" counts other groups' fighters than "How many fighters does ISIS-K have?"
+        owners = content_terms(" ".join(w for w in words[:match] if w[:1].isupper()))
+        if owners - content_terms(question):
+            continue
+        out.append((q.text, q.value))
     return out
+
+
+def _vague(q: Quantity, sentence: str) -> bool:
+    """"several thousand", "dozens", "hundreds of": an order of magnitude, not a figure to set against another
+    ("a thousand" and "one hundred" are figures)."""
+    if q.text.lower().rstrip("s") not in _SCALE_WORDS:
+        return False
+    before = sentence[: q.start].split()[-1:]
+    return not before or before[0].lower() not in ("a", "one")
 
 
 def _same_noun(a: str, b: str, embedder: Embedder) -> bool:
@@ -189,16 +214,18 @@ def _is_year(q: Quantity, sentence: str) -> bool:
 
 
 def _same(a: float, b: float) -> bool:
-    return abs(a - b) <= SAME_VALUE * max(abs(a), abs(b))
+    """One value however written ("1.5 million", "1,500,000"); 1950 and 1952, or 27 and 29 metres, differ."""
+    return abs(a - b) < 1e-9 * max(abs(a), abs(b), 1.0)
 
 
 def conflict_hint(sides: list[Side], prefer: Prefer) -> str:
-    """The instruction added to the prompt when the passages disagree."""
+    """The instruction added to the prompt when the passages disagree: one sentence per source, each spelled out
+    with its attribution and citation number (a small model leaves out what is only described)."""
     listed = "; ".join(f"[{s.n}] ({s.source_label()}) gives {s.value}" for s in sides)
-    order = ("Lead with the newest source, then give the older values as earlier figures."
-             if prefer == "newest" else "Give every value side by side; do not say which is right.")
-    return (f"The passages disagree: {listed}. Write one sentence per source, in the form "
-            f"\"According to <source> (<date>), <value and what it counts> [n].\" {order}")
+    forms = " ".join(f'"According to {s.source_label()}, <what [{s.n}] says, with {s.value}> [{s.n}]."' for s in sides)
+    order = ("in this order, newest source first" if prefer == "newest"
+             else "side by side, without saying which is right")
+    return f"The passages disagree: {listed}. Answer with one sentence per source, {order}: {forms}"
 
 
 def completion(side: Side) -> str:

@@ -172,6 +172,14 @@ class AliasTable:
         need = len(wanted) if len(wanted) < 4 else len(wanted) - 1  # a long name may lose one word ("Province")
         return lambda query, words: bool(wanted) and sum(w in words for w in wanted) >= need
 
+    def with_all_names(self, text: str) -> str:
+        """``text`` with every other name of each group it mentions appended: for checking, where "IS-K" in a
+        passage states what a claim says of "ISIS-K" (unlike ``expand``, which adds only what helps a search)."""
+        words = set(_words(text))
+        extra = [t for group, matchers in self._matchers if any(m(text, words) for m in matchers)
+                 for t, m in zip(group, matchers, strict=True) if not m(text, words)]
+        return f"{text} {' '.join(extra)}" if extra else text
+
     def expand(self, query: str) -> str:
         """``query`` with the abbreviations of every group it names only by a longer name or paraphrase appended.
 

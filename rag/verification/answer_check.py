@@ -77,11 +77,17 @@ class AnswerCheck:
                 continue
             kept.append(claim)
             yield sentence(claim)
-        if kept and self.sides:  # an answer that gives one side of a disagreement gets the others, each cited
+        # An answer that gives one side of a disagreement gets the others, each cited; so does an answer whose own
+        # sentences all failed (the sides passed the same checks). An abstaining model is left alone.
+        if self.sides and (kept or not session.model_abstained):
             for side, claim in self.sides:
-                if not stated(side, kept, self.prompt.context):
-                    kept.append(claim)
-                    yield sentence(claim)
+                if stated(side, kept, self.prompt.context):
+                    continue
+                if self._confidence(kept + [claim], session.claims, session.judged, False) < self.min_confidence:
+                    gated = True
+                    continue
+                kept.append(claim)
+                yield sentence(claim)
         verification = session.result(kept)
         rescued = False
         if verification.abstained and self.rescue_score is not None and not content_terms(strip_citations(self.draft)):

@@ -8,6 +8,7 @@ feed the claim model, together with the model's own yes/no judgement when there 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rag.text import content_terms, split_sentences
@@ -89,8 +90,11 @@ class RuleCheck:
         return bool(self.reasons)
 
 
-def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck:
-    """The best window's features (hard failures first, then coverage)."""
+def check(claim: str, question: str, passage: str, title: str = "",
+          all_names: Callable[[str], str] | None = None) -> RuleCheck:
+    """The best window's features (hard failures first, then coverage). ``all_names`` adds the other names the
+    collection defines for what a text names (its alias table), so "IS-K" in a window holds a claim's "ISIS-K"."""
+    named = all_names or (lambda text: text)
     claim_terms = content_terms(claim) - META_TERMS  # "as passage [1] states" is no content
     question_terms = content_terms(question)
     novel = claim_terms - question_terms
@@ -99,10 +103,10 @@ def check(claim: str, question: str, passage: str, title: str = "") -> RuleCheck
     title_terms = content_terms(title)
     # The passage itself (not its title) must share a word with the question: a bio under an ISIS-K title is not
     # about ISIS-K's leader. The whole passage, not the window, so "it has been led by ..." keeps its antecedent.
-    own = content_terms(passage)
+    own = content_terms(named(passage))
     off_topic = bool(question_terms) and not _share(question_terms, own, {root(t) for t in own})
     for window in windows(passage):
-        terms = content_terms(window) | title_terms
+        terms = content_terms(named(window)) | title_terms
         roots = {root(t) for t in terms}
         result = RuleCheck(window=window)
         if not claim_terms:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rag.embedding import Embedder
@@ -49,12 +49,14 @@ class Verifier:
     """Checks answers against numbered passages with the rules, the judge (if any) and the claim model."""
 
     def __init__(self, model: ClaimModel, embedder: Embedder | None = None, judge: Judge | None = None,
-                 rules_threshold: float = 0.5, no_judge_note: str = NO_JUDGE_NOTE) -> None:
+                 rules_threshold: float = 0.5, no_judge_note: str = NO_JUDGE_NOTE,
+                 all_names: Callable[[str], str] | None = None) -> None:
         self.model = model
         self.no_judge_note = no_judge_note  # why there is no judge, shown in the answer's notes
         self.embedder = embedder
         self.judge = judge
         self.rules_threshold = rules_threshold
+        self.all_names = all_names  # the collection's alias table: a text with the other names of what it names
 
     def verify(self, draft: str, question: str, context: list[ContextPassage]) -> Verification:
         """The whole answer checked at once."""
@@ -156,7 +158,8 @@ class VerificationSession:
             bad = [n for n in c.cited if n not in self.by_n]
             if bad:
                 self.notes.append(f"dropped out-of-range citation(s) {bad}")
-            rules = {n: check(c.fact, self.question, p.passage.text, p.passage.title) for n, p in self.by_n.items()}
+            rules = {n: check(c.fact, self.question, p.passage.text, p.passage.title, v.all_names)
+                     for n, p in self.by_n.items()}
             if c.attribution:  # "According to X (2022), ...": only a passage whose card is X's can support it
                 for n, p in self.by_n.items():
                     if not attribution_matches(c.attribution, p.passage.byline()):
