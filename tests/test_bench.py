@@ -49,6 +49,7 @@ def test_bench_quick_writes_every_figure_with_its_reference(tmp_path: Path, mode
         retrieval = results["retrieval"][label]
         assert set(retrieval["modes"]) == {"dense", "bm25", "hybrid"}
         assert all(m["ratio_p50"] > 0 for m in retrieval["modes"].values())
+        assert retrieval["filtered"]["leaks"] == 0 and retrieval["filtered"]["ratio_to_unfiltered"] > 0
     # quality, not speed: the planted facts are found among the recombined hard negatives
     assert results["retrieval"]["synthetic-600"]["modes"]["hybrid"]["hit@5"] >= 0.9
     assert results["retrieval"]["seeds"]["modes"]["hybrid"]["hit@5"] >= 0.9
