@@ -153,6 +153,7 @@ def test_clients_current_message_shapes_are_accepted(app_with: Any) -> None:
     ({"model": "rag", "messages": []}, 400, "invalid_request", "messages"),
     (chat(backend="openai"), 400, "backend_not_enabled", "not enabled"),
     (chat(backend="gpt"), 400, "invalid_request", "backend"),
+    (chat(prefer="oldest"), 400, "invalid_request", "prefer"),
     (chat(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]), 400,
      "unsupported_content", "text"),
 ])

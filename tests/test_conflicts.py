@@ -125,3 +125,27 @@ def test_sides_come_from_the_passages_and_a_wrong_attribution_is_refused(mini: C
     # the same sentence put in another author's mouth is not supported by any passage
     forged = completion(sides[0]).replace("Roskilly", "Pellow")
     assert verifier.verify(forged, TALL, prompt.context).abstained
+
+
+def test_the_http_faces_carry_prefer_and_conflicts(mini_data: Path, embedder: Embedder) -> None:
+    """``prefer`` in the chat body (the openai client's ``extra_body``) and in /v1/ask reaches the run; the answer's
+    ``conflicts`` comes back on both; a value that is not a choice is a 4xx that names the field."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from tests.fixtures.fake import LOCAL
+
+    fake = FakeGenerator([cite("27 metres", "The tower stands 27 metres tall [{n}].")])
+    settings = make_settings(mini_data, judge=False)
+    with TestClient(create_app(settings, Components(settings, embedder=embedder, generators={"llamacpp": fake})),
+                    base_url=LOCAL) as client:
+        chat = client.post("/v1/chat/completions", json={"model": "rag", "prefer": "all",
+                                                         "messages": [{"role": "user", "content": TALL}]})
+        assert chat.status_code == 200, chat.text
+        assert {c["doc_id"] for c in chat.json()["conflicts"]} == {GUIDE, ARTICLE}
+        assert "without saying which is right" in fake.prompts[-1].messages[-1]["content"]
+        ask = client.post("/v1/ask", json={"question": TALL})
+        assert ask.status_code == 200, ask.text
+        assert [c["doc_id"] for c in ask.json()["conflicts"]] == [GUIDE, ARTICLE]  # RAG_PREFER: newest first
+        bad = client.post("/v1/ask", json={"question": TALL, "prefer": "oldest"})
+        assert bad.status_code == 422 and "prefer" in bad.text  # native routes: 422 (OpenAI ones: 400)
