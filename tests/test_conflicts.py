@@ -122,9 +122,12 @@ def test_sides_come_from_the_passages_and_a_wrong_attribution_is_refused(mini: C
     verifier = a.verifier(a.run(TALL))
     good = verifier.verify(completion(sides[0]), TALL, prompt.context)
     assert not good.abstained and [x.doc_id for x in good.citations] == [GUIDE]
-    # the same sentence put in another author's mouth is not supported by any passage
-    forged = completion(sides[0]).replace("Roskilly", "Pellow")
-    assert verifier.verify(forged, TALL, prompt.context).abstained
+    # the same sentence put in another author's mouth, or dated otherwise, is not supported by any passage
+    for forged in (completion(sides[0]).replace("Roskilly", "Kitto"), completion(sides[0]).replace("2024-05-01", "1999")):
+        assert verifier.verify(forged, TALL, prompt.context).abstained, forged
+    # a source the passage itself names is an attribution it supports ("according to CSIS, ...")
+    named = verifier.verify("According to Pellow, the finished tower stands 27 metres tall.", TALL, prompt.context)
+    assert not named.abstained and [x.doc_id for x in named.citations] == [ARTICLE]
 
 
 def test_the_http_faces_carry_prefer_and_conflicts(mini_data: Path, embedder: Embedder) -> None:

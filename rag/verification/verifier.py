@@ -160,9 +160,9 @@ class VerificationSession:
                 self.notes.append(f"dropped out-of-range citation(s) {bad}")
             rules = {n: check(c.fact, self.question, p.passage.text, p.passage.title, v.all_names)
                      for n, p in self.by_n.items()}
-            if c.attribution:  # "According to X (2022), ...": only a passage whose card is X's can support it
+            if c.attribution:  # "According to X (2022), ...": only a passage by X, or quoting X, can support it
                 for n, p in self.by_n.items():
-                    if not attribution_matches(c.attribution, p.passage.byline()):
+                    if not attribution_matches(c.attribution, f"{p.passage.byline()}\n{p.passage.text}"):
                         rules[n].reasons.append(f"the source named ({c.attribution}) is not this passage's")
             if self.judged:
                 v.judge_claim(c, self.question, self.by_n, rules)
@@ -188,10 +188,11 @@ class VerificationSession:
         return Verification(text, _citations(kept, self.by_n), False, self.claims, notes, self.judged)
 
 
-def attribution_matches(source: str, byline: str) -> bool:
-    """The names and numbers of "Koneska (2022-08-16)" are all on the passage's card line (title, authors, date)."""
-    terms = content_terms(byline)
-    return content_terms(" ".join(re.findall(r"[A-Z][\w'’-]*", source))) <= terms and set(re.findall(r"\d+", source)) <= set(re.findall(r"\d+", byline))
+def attribution_matches(source: str, text: str) -> bool:
+    """The names and numbers of "Koneska (2022-08-16)" (or "CSIS") are all in ``text``: the passage's card line
+    (title, authors, date) and its words, so "according to CSIS" stands on a passage that quotes CSIS."""
+    terms = content_terms(text)
+    return content_terms(" ".join(re.findall(r"[A-Z][\w'’-]*", source))) <= terms and set(re.findall(r"\d+", source)) <= set(re.findall(r"\d+", text))
 
 
 def sentence(c: Claim) -> str:
