@@ -71,3 +71,14 @@ def test_verification_reads_a_name_through_the_collections_aliases() -> None:
     assert check(claim, question, passage).names_missing == 1  # without the table, ISIS-K is a name the passage lacks
     assert check(claim, question, passage, all_names=table.with_all_names).names_missing == 0
     assert check("The group Hamas has around 4,000 combatants.", question, passage, all_names=table.with_all_names).names_missing == 1
+
+
+def test_an_attribution_may_use_another_name_the_collection_defines() -> None:
+    from rag.verification.verifier import attribution_matches
+
+    table = AliasTable([("CSIS", "Center for Strategic International Studies")])
+    passage = "CSIS estimates that ISIS-K has launched nearly 100 attacks in Afghanistan and Pakistan killing 819."
+    long_form = "the Center for Strategic International Studies"
+    assert not attribution_matches(long_form, passage)
+    assert attribution_matches(long_form, table.with_all_names(passage))
+    assert not attribution_matches("the Council on Foreign Relations", table.with_all_names(passage))

@@ -162,7 +162,8 @@ class VerificationSession:
                      for n, p in self.by_n.items()}
             if c.attribution:  # "According to X (2022), ...": only a passage by X, or quoting X, can support it
                 for n, p in self.by_n.items():
-                    if not attribution_matches(c.attribution, f"{p.passage.byline()}\n{p.passage.text}"):
+                    card_and_text = f"{p.passage.byline()}\n{p.passage.text}"
+                    if not attribution_matches(c.attribution, v.all_names(card_and_text) if v.all_names else card_and_text):
                         rules[n].reasons.append(f"the source named ({c.attribution}) is not this passage's")
             if self.judged:
                 v.judge_claim(c, self.question, self.by_n, rules)
