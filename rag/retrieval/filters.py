@@ -180,12 +180,15 @@ class SearchFilter:
                 shown = ", ".join(all_authors[:SHOWN]) + (", ..." if len(all_authors) > SHOWN else "")
                 raise InvalidFilter(f"filter: no document{where} is by an author matching {wanted!r}"
                                     + (f"; its authors: {shown}" if shown else "; its documents name no author"))
-        user_keys = sorted({k[len(USER_PREFIX):] for c in cards for k in c if k.startswith(USER_PREFIX)})
+        # Only a filter with metadata keys needs the collection's keys (a scan of every card's fields).
+        user_keys = sorted({k[len(USER_PREFIX):] for c in cards for k in c if k.startswith(USER_PREFIX)}) if self.where else []
         for key, _ in self.where:
             if key not in CARD_FIELDS and key not in user_keys:
                 raise InvalidFilter(f"unknown filter field {key!r}: the documents{where} have the metadata keys "
                                     f"{', '.join(user_keys) or '(none)'}; the built-in fields are doc, author, since, until "
                                     f"and {', '.join(CARD_FIELDS)}")
+        if self.doc_ids and not (self.authors or self.since or self.until or self.where):
+            return set(self.doc_ids)  # ids alone: checked above, nothing else to match
         return {str(c.get("doc_id", "")) for c in cards if self.matches(c)}
 
     def matches(self, card: Mapping[str, Any]) -> bool:
