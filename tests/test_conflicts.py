@@ -16,7 +16,7 @@ import pytest
 from rag.components import Components
 from rag.embedding import Embedder
 from rag.generation.backends.fake import FakeGenerator
-from rag.generation.conflicts import completion, find_conflicts, question_kind
+from rag.generation.conflicts import Side, completion, find_conflicts, question_kind
 from tests.fixtures.fake import cite
 from tests.fixtures.paths import ROOT
 from tests.fixtures.seeded import make_settings
@@ -44,6 +44,15 @@ def mini(mini_data: Path, embedder: Embedder) -> Callable[..., Components]:
         return Components(make_settings(mini_data, judge=False), embedder=embedder, generators={"llamacpp": fake})
 
     return make
+
+
+def test_an_added_side_keeps_its_names_capitalised() -> None:
+    def side(sentence: str) -> Side:
+        return Side("27 metres", 27.0, 3, ARTICLE, "Lighthouse", "Maren Oakley", "2004", sentence)
+
+    assert completion(side("Pellow chose granite, and the tower stands 27 metres tall.")) == \
+        "According to Oakley (2004), Pellow chose granite, and the tower stands 27 metres tall [3]."
+    assert completion(side("The tower stands 27 metres tall.")).startswith("According to Oakley (2004), the tower")
 
 
 def test_question_kinds() -> None:

@@ -231,7 +231,9 @@ def conflict_hint(sides: list[Side], prefer: Prefer) -> str:
 def completion(side: Side) -> str:
     """A sentence stating a side the answer left out, in the source's own words, attributed and cited."""
     body = " ".join(side.sentence.split()).rstrip(".")
-    body = body[:1].lower() + body[1:] if body[1:2].islower() else body
+    first = body.split(" ", 1)[0]
+    if first.lower() in STOPWORDS:  # "The white lighthouse" -> "the white lighthouse"; "Pellow chose" stays a name
+        body = first.lower() + body[len(first):]
     return f"According to {side.source_label()}, {body} [{side.n}]."
 
 
