@@ -69,25 +69,21 @@ class AnswerCheck:
         session = self.verifier.session(self.draft, self.question, self.prompt.context)
         kept: list[Claim] = []
         gated = False
-        for claim in session.decide():
-            if not claim.final:
-                continue
+
+        def candidates() -> Iterator[Claim]:
+            """The model's supported claims, then the checked sides of a disagreement the answer has not stated (read
+            after the model's claims are kept): an answer that gives one side gets the others, each cited, and so
+            does an answer whose own sentences all failed. An abstaining model is left alone."""
+            yield from (claim for claim in session.decide() if claim.final)
+            if kept or not session.model_abstained:
+                yield from (claim for side, claim in self.sides if not stated(side, kept, self.prompt.context))
+
+        for claim in candidates():
             if self._confidence(kept + [claim], session.claims, session.judged, False) < self.min_confidence:
                 gated = True
                 continue
             kept.append(claim)
             yield sentence(claim)
-        # An answer that gives one side of a disagreement gets the others, each cited; so does an answer whose own
-        # sentences all failed (the sides passed the same checks). An abstaining model is left alone.
-        if self.sides and (kept or not session.model_abstained):
-            for side, claim in self.sides:
-                if stated(side, kept, self.prompt.context):
-                    continue
-                if self._confidence(kept + [claim], session.claims, session.judged, False) < self.min_confidence:
-                    gated = True
-                    continue
-                kept.append(claim)
-                yield sentence(claim)
         verification = session.result(kept)
         rescued = False
         if verification.abstained and self.rescue_score is not None and not content_terms(strip_citations(self.draft)):
@@ -104,7 +100,7 @@ class AnswerCheck:
         if verification.abstained and gated:
             verification, low = self._closest_passage(verification), True
             yield verification.answer
-        shown = [] if verification.abstained else [c for c in verification.claims if c.final] + kept
+        shown = [] if verification.abstained else kept  # what the answer says (the rescue's claims when rescued)
         conflicts = [side for side, _ in self.sides if stated(side, shown, self.prompt.context)]
         self.outcome = Outcome(verification, confidence, signals, rescued, low, conflicts=conflicts if len(conflicts) > 1 else [])
 
