@@ -80,15 +80,15 @@ class Answerer:
                  where: SearchFilter | None = None) -> list[Passage]:
         return self.retriever.search(question, k=top_k or self.settings.answer_top_k, mode=mode, where=where)
 
-    def build_prompt(self, question: str, passages: list[Passage], run: AnswerRun | None = None) -> Prompt:
-        """Passages compressed to the sentences closest to the question, numbered, under the fixed system prompt.
-        With ``run``, passages that disagree are found (``run.conflicts``) and the prompt asks for every side."""
+    def build_prompt(self, question: str, passages: list[Passage]) -> Prompt:
+        """Passages compressed to the sentences closest to the question, numbered, under the fixed system prompt."""
         context = compress(question, passages, self.settings.context_sentences, self.retriever.embedder)
-        hint = None
-        if run is not None:
-            run.conflicts = self.disagreement(run, question, context)
-            hint = conflict_hint([side for side, _ in run.conflicts], run.prefer) if run.conflicts else None
-        return Prompt(build_messages(question, context, hint), question, context)
+        return Prompt(build_messages(question, context), question, context)
+
+    def ask_for_every_side(self, prompt: Prompt, sides: list[Side], prefer: Prefer) -> Prompt:
+        """The same prompt asking for one sentence per side of a disagreement among its passages."""
+        return Prompt(build_messages(prompt.question, prompt.context, conflict_hint(sides, prefer)), prompt.question,
+                      prompt.context)
 
     def disagreement(self, run: AnswerRun, question: str, context: list[ContextPassage]) -> list[tuple[Side, Claim]]:
         """The sides of a disagreement among the passages (found by rule), each kept only when its sentence passes

@@ -111,7 +111,10 @@ class AnswerRun:
         self.timings["retrieve_ms"] = _ms(started)
 
         mark = time.perf_counter()
-        self.prompt = a.build_prompt(self.standalone, self.passages, self)
+        self.prompt = a.build_prompt(self.standalone, self.passages)
+        self.conflicts = a.disagreement(self, self.standalone, self.prompt.context)
+        if self.conflicts:
+            self.prompt = a.ask_for_every_side(self.prompt, [side for side, _ in self.conflicts], self.prefer)
         self.timings["context_ms"] = _ms(mark)
 
         mark = time.perf_counter()
