@@ -176,8 +176,11 @@ class AliasTable:
         """``text`` with every other name of each group it mentions appended: for checking, where "IS-K" in a
         passage states what a claim says of "ISIS-K" (unlike ``expand``, which adds only what helps a search)."""
         words = set(_words(text))
-        extra = [t for group, matchers in self._matchers if any(m(text, words) for m in matchers)
-                 for t, m in zip(group, matchers, strict=True) if not m(text, words)]
+        extra: list[str] = []
+        for group, matchers in self._matchers:
+            hits = [m(text, words) for m in matchers]
+            if any(hits):
+                extra += [t for t, hit in zip(group, hits, strict=True) if not hit]
         return f"{text} {' '.join(extra)}" if extra else text
 
     def expand(self, query: str) -> str:
