@@ -23,7 +23,7 @@ from tqdm import tqdm
 from rag.embedding import Embedder
 from rag.errors import DocumentConflict, DocumentError
 from rag.index.aliases import META_KEY as ALIASES_KEY
-from rag.index.aliases import mine_aliases, pairs_to_meta
+from rag.index.aliases import MENTIONS_KEY, count_mentions, mentions_to_meta, mine_aliases, pairs_to_meta
 from rag.ingestion.chunking import Chunk, chunk_text
 from rag.ingestion.cleaning import CleanText, clean_text
 from rag.ingestion.metadata import DeclaredMetadata, DocumentCard, build_card, doc_id_for, read_sidecar, sidecar_for
@@ -35,9 +35,10 @@ from rag.index.store import ChunkStore, DocState, chunk_id
 log = logging.getLogger(__name__)
 UPLOAD, FILE = "upload", "file"  # a document's origin: uploaded through the API, or ingested from a folder
 # Bump when cleaning or chunking rules change so unchanged files are re-processed once.
-PIPELINE_VERSION = "4"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
+PIPELINE_VERSION = "5"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
 # 3: every chunk carries its document's card (authors, date, publisher, user metadata); one card chunk per document
 # 4: the first chunk carries the names the document defines (aliases: "Islamic State Khorasan Province (ISKP)")
+# 5: ... and how often the document uses each of them (alias_mentions)
 
 
 @dataclass
@@ -76,7 +77,9 @@ class PreparedDocument:
         """The chunk's position and the document's card, scalars only (Chroma's rule)."""
         start, end = self.clean.source_span(chunk.start, chunk.end)
         is_card = chunk.index == len(self.chunks) - 1
-        extra = {ALIASES_KEY: pairs_to_meta(self.aliases)} if chunk.index == 0 and self.aliases else {}
+        extra = {ALIASES_KEY: pairs_to_meta(self.aliases),
+                 MENTIONS_KEY: mentions_to_meta(count_mentions(self.clean.text, self.aliases))} \
+            if chunk.index == 0 and self.aliases else {}
         return {
             **extra,
             "doc_id": self.doc_id,

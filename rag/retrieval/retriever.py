@@ -71,6 +71,8 @@ class Retriever:
         pool = max(self.settings.candidate_k, k)
         dense: list[Passage] = []
         lexical: list[tuple[str, float]] = []
+        # A name the query writes out is searched under the abbreviation its documents use (rag.index.aliases).
+        query = self.index.aliases().abbreviate(query)
         # In hybrid mode BM25 runs on another core while the query is embedded (torch releases the GIL).
         pending = _SIDE.submit(self._lexical, query, pool, docs, skip) if mode == "hybrid" else None
         if mode in ("dense", "hybrid"):
