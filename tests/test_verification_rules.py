@@ -87,6 +87,8 @@ def test_a_pointer_sentence_lends_its_citation_to_the_fact_before_it() -> None:
     assert [(c.text, c.cited) for c in claims] == [("Shahab al-Muhajir has led ISIS-K since 2020.", [1])]
     assert [c.cited for c in split_claims("She works at Brookings. This is stated in passage 2.")] == [[2]]
     assert split_claims("This can be found in passage [1].") == []
+    assert split_claims("This fact is stated in passage [1].") == [] == split_claims("This incident is quoted in passage [1].")
+    assert [c.text for c in split_claims("The incident killed 35 people [1].")] == ["The incident killed 35 people."]
     assert [c.cited for c in split_claims("As stated in passage [3]: Kabul fell in 2021.")] == [[3]]
     assert [c.text for c in split_claims("No. It was closed in 1968 [1].")] == ["No, it was closed in 1968."]
 
