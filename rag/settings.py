@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     support_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Without a judge (rules only): lowest share of an answer sentence's new words a passage must hold.")
     min_confidence: float | None = Field(None, ge=0.0, le=1.0, description="Answers below this confidence become abstentions that show the closest passage (default: the threshold chosen on dev; 0 = off).")
     prefer: Prefer = Field("newest", description="When sources disagree on a number or date: newest (lead with the newest source, older values after) or all (every value side by side). Each value is stated with its source, date and citation either way.")
+    side_search_docs: int = Field(5, ge=0, le=50, description="When a question asks a number or a date, the documents (best first) searched for a value the top passages leave out, so a disagreement between sources is not hidden by ranking; 0 = off.")
     extractive_min_score: float = Field(0.45, description="Lowest question/sentence score for an extractive answer.")
     extractive_rescue_score: float = Field(0.75, description="Score an extract needs to replace an unsupported generated answer.")
 

@@ -161,3 +161,30 @@ def test_the_http_faces_carry_prefer_and_conflicts(mini_data: Path, embedder: Em
         assert [c["doc_id"] for c in ask.json()["conflicts"]] == [GUIDE, ARTICLE]  # RAG_PREFER: newest first
         bad = client.post("/v1/ask", json={"question": TALL, "prefer": "oldest"})
         assert bad.status_code == 422 and "prefer" in bad.text  # native routes: 422 (OpenAI ones: 400)
+
+
+FIGHTERS = "How many fighters does ISIS-K have in Afghanistan?"  # seeds gold s57, the issue's own example
+LATER = "004_1dece5685c29ddfe.txt"  # Koneska (2022): "around 4,000 combatants", dense rank 14 over the collection
+
+
+def test_a_side_the_ranking_hides_is_searched_for_in_each_document(seeded_settings, embedder: Embedder) -> None:  # type: ignore[no-untyped-def]
+    def answerer(docs: int, fake: FakeGenerator | None = None):  # type: ignore[no-untyped-def]
+        settings = seeded_settings.model_copy(update={"side_search_docs": docs, "judge": False})
+        return Components(settings, embedder=embedder, generators={"llamacpp": fake or FakeGenerator()}).answerer
+
+    top = answerer(5).retrieve(FIGHTERS, None, None)
+    assert not any("4,000 combatants" in p.text for p in top)  # the ranking alone hides the later source
+    widened = answerer(5).other_sides(FIGHTERS, top, None)
+    assert widened[: len(top)] == top and [p.doc_id for p in widened[len(top):]] == [LATER]
+    assert "4,000 combatants" in widened[-1].text
+    assert answerer(0).other_sides(FIGHTERS, top, None) == top  # off
+    who = "Who has led ISIS-K since 2020?"
+    assert answerer(5).other_sides(who, answerer(5).retrieve(who, None, None), None) == answerer(5).retrieve(who, None, None)
+
+    # End to end: the model gives the 2,000 of the passage it was shown; the later 4,000 is added, cited to its source.
+    fake = FakeGenerator([cite("about 2,000 fighters", "ISIS-K has about 2,000 fighters in Afghanistan [{n}].")])
+    answer = answerer(5, fake).run(FIGHTERS).answer()
+    assert {c["value"] for c in answer.conflicts} == {"2,000", "4,000"}, answer.conflicts
+    later = next(c for c in answer.conflicts if c["value"] == "4,000")
+    assert later["doc_id"] == LATER and f"[{later['n']}]" in answer.answer and "4,000" in answer.answer
+    assert "The passages disagree" in fake.prompts[0].messages[-1]["content"]

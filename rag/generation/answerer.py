@@ -11,7 +11,7 @@ from rag.generation.backends import Prompt
 from rag.generation.backends.extractive import extractive_answer
 from rag.generation.followup import Turn
 from rag.generation.generators import FALLBACK, Generators
-from rag.generation.conflicts import Side, completion, conflict_hint, find_conflicts
+from rag.generation.conflicts import Side, completion, conflict_hint, find_conflicts, question_kind
 from rag.generation.prompt import ContextPassage, build_messages, compress
 from rag.generation.run import AnswerRun
 from rag.retrieval import Passage, Retriever
@@ -26,6 +26,8 @@ from rag.verification.judge import Judge, judge_of
 from rag.verification.verifier import JUDGE_OFF_NOTE, NO_JUDGE_NOTE, Verifier
 
 log = logging.getLogger(__name__)
+SIDE_PASSAGES = 2  # passages per document searched for another source's value (``Answerer.other_sides``)
+SIDE_EXTRA = 2  # most passages added to the context that way (each one more passage for the model to read)
 
 
 class Answerer:
@@ -80,6 +82,40 @@ class Answerer:
                  where: SearchFilter | None = None) -> list[Passage]:
         return self.retriever.search(question, k=top_k or self.settings.answer_top_k, mode=mode, where=where)
 
+    def other_sides(self, question: str, passages: list[Passage], mode: RetrievalMode | None,
+                    where: SearchFilter | None = None) -> list[Passage]:
+        """``passages`` and, for a question asking a number or a date, the passages of other documents that give
+        another value for it (found by rule, as ``find_conflicts`` finds a disagreement), at most ``SIDE_EXTRA``.
+
+        Ranking can hide a side: seeds s57 asks "How many fighters does ISIS-K have?" and the later source's
+        "around 4,000 combatants" is dense rank 14 overall (no word in common), yet rank 2 inside its own document.
+        So the best documents (``side_search_docs``) are each searched on their own (dense); nothing is added unless the
+        added passage gives a side of a disagreement, so other questions get the same passages as before."""
+        if not self.settings.side_search_docs or question_kind(question) is None:
+            return passages
+        pool = self.retriever.search(question, k=self.settings.candidate_k, mode=mode, where=where)
+        docs = list(dict.fromkeys(p.doc_id for p in pool))[: self.settings.side_search_docs]
+        shown = {p.chunk_id for p in passages}
+        extra: list[Passage] = []
+        for doc in docs:
+            # Dense alone: another source often words the quantity differently ("combatants" for "fighters").
+            for p in self.retriever.search(question, k=SIDE_PASSAGES, mode="dense", where=SearchFilter(doc_ids=(doc,))):
+                if p.chunk_id not in shown:
+                    shown.add(p.chunk_id)
+                    extra.append(p)
+        if not extra:
+            return passages
+        context = compress(question, passages + extra, self.settings.context_sentences, self.retriever.embedder)
+        # Every name the question uses must be there: a passage from a document the question did not find on its
+        # own is more often about something else (almanac a107: another river's length).
+        sides = find_conflicts(question, context, self.retriever.embedder, "all",
+                               self.retriever.index.aliases().with_all_names, min_names=1.0)
+        side_numbers = {s.n for s in sides}
+        added = [c.passage for c in context[len(passages):] if c.n in side_numbers][:SIDE_EXTRA]
+        if added:
+            log.info("other sides added", extra={"chunks": [p.chunk_id for p in added]})
+        return passages + added
+
     def build_prompt(self, question: str, passages: list[Passage]) -> Prompt:
         """Passages compressed to the sentences closest to the question, numbered, under the fixed system prompt."""
         context = compress(question, passages, self.settings.context_sentences, self.retriever.embedder)
@@ -93,7 +129,8 @@ class Answerer:
     def disagreement(self, run: AnswerRun, question: str, context: list[ContextPassage]) -> list[tuple[Side, Claim]]:
         """The sides of a disagreement among the passages (found by rule), each kept only when its sentence passes
         the same check as an answer sentence, cited to its own passage; none unless two sides pass."""
-        sides = find_conflicts(question, context, self.retriever.embedder, run.prefer, self.retriever.index.aliases().expand)
+        sides = find_conflicts(question, context, self.retriever.embedder, run.prefer,
+                               self.retriever.index.aliases().with_all_names)
         if not sides:
             return []
         verifier = self.verifier(run)

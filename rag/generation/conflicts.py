@@ -87,11 +87,12 @@ def question_kind(question: str) -> QuestionKind | None:
 
 
 def find_conflicts(question: str, context: list[ContextPassage], embedder: Embedder, prefer: Prefer = "newest",
-                   expand: Callable[[str], str] = lambda text: text) -> list[Side]:
+                   expand: Callable[[str], str] = lambda text: text, min_names: float = MIN_NAMES) -> list[Side]:
     """The sides of a disagreement among ``context`` (empty when the sources agree or the question asks for
     neither a count nor a date). One side per distinct value; ``prefer="newest"`` orders them newest source first
     (undated last), ``"all"`` keeps passage order. ``expand`` adds a text's aliases (the collection's alias table),
-    so "IS-K" in a passage matches "ISIS-K" in the question.
+    so "IS-K" in a passage matches "ISIS-K" in the question. ``min_names`` is the share of the question's names a
+    value's sentence (with the one before and the title) must hold.
 
     A passage's value must be about the same thing: its sentence names everything the question names, is close
     to the question in embedding space, and (for a count) the number counts what the question counts.
@@ -112,7 +113,7 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
             sentence = c.text[start:end].strip()
             # The title and the sentence before count for names: "a fire spread ... The record lists 1,312 houses".
             terms = content_terms(expand(f"{c.passage.title}\n{c.text[spans[max(i - 1, 0)][0]:end]}"))
-            if sum(term_in(t, terms, {root(x) for x in terms}) for t in wanted) < MIN_NAMES * len(wanted):
+            if sum(term_in(t, terms, {root(x) for x in terms}) for t in wanted) < min_names * len(wanted):
                 continue
             found = _values(sentence, question, kind, counted, embedder)
             # "1,310 passengers: 104 in first class, 236 ..." is a breakdown; "1,312 houses ... but a pamphlet
