@@ -139,6 +139,30 @@ def test_sides_come_from_the_passages_and_a_wrong_attribution_is_refused(mini: C
     assert not named.abstained and [x.doc_id for x in named.citations] == [ARTICLE]
 
 
+@pytest.mark.parametrize(("question", "values"), [
+    # "Fourteen of her crew were lost" opens a chunk; the ship is named at the end of the chunk before it
+    ("How many of the Ellen Varley's crew were lost when she struck the Mawgan Ledges?", {"sixteen", "Fourteen"}),
+    # "how much" with no noun asks for a sum: numbers with their currency, not the year beside them
+    ("How much did the 2023 Kellsmouth Oyster Festival raise for the lifeboat station?", {"£42,000", "£45,000"}),
+])
+def test_sides_found_across_chunk_edges_and_in_sums_of_money(mini: Callable[..., Components], question: str,
+                                                               values: set[str]) -> None:
+    c = mini(FakeGenerator())
+    a = c.answerer
+    prompt = a.build_prompt(question, a.other_sides(question, a.retrieve(question, None, None), None))
+    sides = find_conflicts(question, prompt.context, c.embedder, "newest", c.index.aliases().with_all_names)
+    assert {s.value for s in sides} == values and len({s.doc_id for s in sides}) == 2
+
+
+def test_what_a_count_question_counts() -> None:
+    from rag.generation.conflicts import MONEY, _counted_nouns
+
+    assert _counted_nouns("How much did the festival raise?") == [MONEY]
+    assert _counted_nouns("How much coal did the line carry?") == ["coal"]
+    assert _counted_nouns("How much of IS-K's fighting force is made up of non-Afghans?") == []  # a share
+    assert _counted_nouns("How many of the crew were lost?") == ["crew"]
+
+
 def test_the_http_faces_carry_prefer_and_conflicts(mini_data: Path, embedder: Embedder) -> None:
     """``prefer`` in the chat body (the openai client's ``extra_body``) and in /v1/ask reaches the run; the answer's
     ``conflicts`` comes back on both; a value that is not a choice is a 4xx that names the field."""

@@ -34,7 +34,11 @@ _COUNT = re.compile(r"\bhow\s+(many|much|often|long|large|big|far|old|tall|high|
                     re.IGNORECASE)
 _DATE = re.compile(r"\bwhen\b|\b(?:what|which)\s+year\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
-_HOW_MANY = re.compile(r"\bhow\s+many\b|\bwhat\s+(?:was\s+|is\s+)?(?:the\s+)?number\s+of\b", re.IGNORECASE)
+_HOW_MANY = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:was\s+|is\s+)?(?:the\s+)?number\s+of\b", re.IGNORECASE)
+MONEY = "money"  # what "How much did it raise/cost?" counts: a sum with its currency ("£42,000", "12,000 crowns")
+_CURRENCY_SIGN = re.compile(r"[£$€¥₹]\s*$")
+_CURRENCY_WORDS = frozenset("dollars dollar euros euro pounds pound sterling crowns crown francs franc marks mark "
+                            "rupees rupee yen yuan shillings shilling guineas guinea kroner krona lire lira".split())
 _CONTRAST = re.compile(r"\b(but|whereas|while|although|though|however|vary|varies|differ|others?|disputed)\b", re.IGNORECASE)
 _SCALE_WORDS = frozenset({"dozen", "hundred", "thousand", "million", "billion"})
 _LEADING = frozenset({"of", "the", "its", "his", "her", "their"})  # "how many of the crew"
@@ -105,6 +109,10 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
         return []  # "how much", "how often": nothing to tie a number to, so no safe comparison
     wanted = names(question)
     candidates: list[tuple[ContextPassage, str, str, float]] = []  # passage, sentence, value text, value
+    # The last sentence of each passage, by chunk: a passage's first sentence may follow on from the chunk before
+    # ("... the schooner Ellen Varley struck the Mawgan Ledges." | "Fourteen of her crew were lost ...").
+    tails = {(c.passage.doc_id, c.passage.chunk_index): c.text[(split_sentences(c.text) or [(0, 0)])[-1][0]:]
+             for c in context}
     for c in context:
         if c.passage.kind != "text":
             continue
@@ -112,7 +120,8 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
         for i, (start, end) in enumerate(spans):
             sentence = c.text[start:end].strip()
             # The title and the sentence before count for names: "a fire spread ... The record lists 1,312 houses".
-            terms = content_terms(expand(f"{c.passage.title}\n{c.text[spans[max(i - 1, 0)][0]:end]}"))
+            before = tails.get((c.passage.doc_id, c.passage.chunk_index - 1), "") if i == 0 else ""
+            terms = content_terms(expand(f"{c.passage.title}\n{before}\n{c.text[spans[max(i - 1, 0)][0]:end]}"))
             if sum(term_in(t, terms, {root(x) for x in terms}) for t in wanted) < min_names * len(wanted):
                 continue
             found = _values(sentence, question, kind, counted, embedder)
@@ -153,8 +162,8 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
 
 def _counted_nouns(question: str) -> list[str]:
     """What a count question counts: the lower-case words between "how many" and its verb ("How many IS-K
-    attacks did ..." -> [attacks]; "how many of the crew were lost" -> [crew]); for "how tall/long/old ...",
-    the unit kinds that answer it."""
+    attacks did ..." -> [attacks]; "how many of the crew were lost" -> [crew]); ``MONEY`` for a "how much" with no
+    noun ("How much did it raise?"); for "how tall/long/old ...", the unit kinds that answer it."""
     m = _HOW_MANY.search(question)
     if not m:
         adjective = _COUNT.search(question)
@@ -167,6 +176,11 @@ def _counted_nouns(question: str) -> list[str]:
         if low in _NOT_NOUN:
             break
         words.append(word)
+    if m.group().lower().endswith("much"):
+        if re.match(r"\s+of\b", question[m.end():]):
+            return []  # "How much of its force is foreign?": a share, not a figure to set against another
+        if not words:
+            return [MONEY]  # "How much did the festival raise?": no noun, so a sum of money
     return [w for w in words if not w[:1].isupper() and w.lower() not in STOPWORDS][:3]
 
 
@@ -182,6 +196,10 @@ def _values(sentence: str, question: str, kind: QuestionKind, counted: list[str]
         if q.value in asked or _is_year(q, sentence) or _vague(q, sentence):
             continue
         after = _WORDS.findall(re.split(r"[.,;:()]", sentence[q.start + len(q.text):], maxsplit=1)[0])[:NOUN_WINDOW]
+        if counted == [MONEY]:
+            if _CURRENCY_SIGN.search(sentence[: q.start]) or (after and after[0].lower() in _CURRENCY_WORDS):
+                out.append((sentence[: q.start][-1:].strip() + q.text if _CURRENCY_SIGN.search(sentence[: q.start]) else q.text, q.value))
+            continue
         words = ([q.unit] if q.unit else []) + after
         match = next((i for i, w in enumerate(words) if any(_same_noun(c, w, embedder) for c in counted)), None)
         if match is None:
