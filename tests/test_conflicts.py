@@ -76,7 +76,8 @@ def test_one_sided_answer_gets_the_other_source_cited_with_its_date(mini: Callab
             assert f"[{by_doc[GUIDE]}]" in sentence and "2024-05-01" in sentence and "Roskilly" in sentence
         if "27 metres" in sentence:
             assert f"[{by_doc[ARTICLE]}]" in sentence
-    # the answer object lists both sides, newest source first
+    # the answer leads with the newest source although the model gave the older one, and lists both sides so
+    assert answer.answer.index("29 metres") < answer.answer.index("27 metres"), answer.answer
     assert [c["doc_id"] for c in answer.conflicts] == [GUIDE, ARTICLE]
     assert [c["amount"] for c in answer.conflicts] == [29.0, 27.0]
     assert answer.conflicts[0]["date"] == "2024-05-01"
@@ -90,6 +91,8 @@ def test_prefer_all_keeps_passage_order(mini: Callable[..., Components]) -> None
     answer = run.answer()
     numbers = [c["n"] for c in answer.conflicts]
     assert len(numbers) == 2 and numbers == sorted(numbers)
+    by_n = {c["n"]: c["value"] for c in answer.conflicts}  # the sentences follow the passage order too
+    assert answer.answer.index(by_n[numbers[0]]) < answer.answer.index(by_n[numbers[1]]), answer.answer
     assert "without saying which is right" in fake.prompts[0].messages[-1]["content"]
 
 

@@ -78,12 +78,25 @@ class AnswerCheck:
             if kept or not session.model_abstained:
                 yield from (claim for side, claim in self.sides if not stated(side, kept, self.prompt.context))
 
+        # Sentences that state a side of a disagreement are shown together once all are decided, in the sides'
+        # order (newest source first with prefer=newest, passage order with prefer=all), whatever order the model
+        # wrote them in; an added side would otherwise always come last.
+        held: list[tuple[int, Claim]] = []
         for claim in candidates():
             if self._confidence(kept + [claim], session.claims, session.judged, False) < self.min_confidence:
                 gated = True
                 continue
             kept.append(claim)
-            yield sentence(claim)
+            side = self._side_of(claim)
+            if side is None:
+                yield sentence(claim)
+            else:
+                held.append((side, claim))
+        if held:
+            ordered = [claim for _, claim in sorted(held, key=lambda x: x[0])]
+            kept = [c for c in kept if not any(c is h for _, h in held)] + ordered
+            for claim in ordered:
+                yield sentence(claim)
         verification = session.result(kept)
         rescued = False
         if verification.abstained and self.rescue_score is not None and not content_terms(strip_citations(self.draft)):
@@ -103,6 +116,10 @@ class AnswerCheck:
         shown = [] if verification.abstained else kept  # what the answer says (the rescue's claims when rescued)
         conflicts = [side for side, _ in self.sides if stated(side, shown, self.prompt.context)]
         self.outcome = Outcome(verification, confidence, signals, rescued, low, conflicts=conflicts if len(conflicts) > 1 else [])
+
+    def _side_of(self, claim: Claim) -> int | None:
+        """The place in ``self.sides`` of the first side ``claim`` states, None when it states none."""
+        return next((i for i, (side, _) in enumerate(self.sides) if stated(side, [claim], self.prompt.context)), None)
 
     # -- confidence -------------------------------------------------------------------------------------
     def _confidence(self, kept: list[Claim], claims: list[Claim], judged: bool, abstained: bool) -> float:
