@@ -106,7 +106,7 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
         return []
     counted = _counted_nouns(question) if kind == "count" else []
     if kind == "count" and not counted:
-        return []  # "how much", "how often": nothing to tie a number to, so no safe comparison
+        return []  # "how often", "how much of": nothing to tie a number to, so no safe comparison
     wanted = names(question)
     candidates: list[tuple[ContextPassage, str, str, float]] = []  # passage, sentence, value text, value
     # The last sentence of each passage, by chunk: a passage's first sentence may follow on from the chunk before
@@ -196,9 +196,10 @@ def _values(sentence: str, question: str, kind: QuestionKind, counted: list[str]
         if q.value in asked or _is_year(q, sentence) or _vague(q, sentence):
             continue
         after = _WORDS.findall(re.split(r"[.,;:()]", sentence[q.start + len(q.text):], maxsplit=1)[0])[:NOUN_WINDOW]
-        if counted == [MONEY]:
-            if _CURRENCY_SIGN.search(sentence[: q.start]) or (after and after[0].lower() in _CURRENCY_WORDS):
-                out.append((sentence[: q.start][-1:].strip() + q.text if _CURRENCY_SIGN.search(sentence[: q.start]) else q.text, q.value))
+        if counted == [MONEY]:  # a sum: its currency sign just before ("£42,000") or its currency word after
+            sign = _CURRENCY_SIGN.search(sentence[: q.start])
+            if sign or (after and after[0].lower() in _CURRENCY_WORDS):
+                out.append(((sign.group().strip() if sign else "") + q.text, q.value))
             continue
         words = ([q.unit] if q.unit else []) + after
         match = next((i for i, w in enumerate(words) if any(_same_noun(c, w, embedder) for c in counted)), None)
