@@ -60,6 +60,23 @@ def test_a_filter_never_leaks_and_never_starves(retriever, mode: str) -> None:  
         assert {p.doc_id for p in passages} <= {HOSPITAL, "003_1dbf526cc40aa5d1.txt"}  # both dated 2017 (inferred)
 
 
+def test_every_way_a_dense_filter_is_applied_gives_the_same_passages(retriever, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A few allowed chunks are scored exactly; many are found among Chroma's nearest ids (the document read from
+    the id, texts fetched only for the kept ones); too few there falls back to Chroma's ``where``. Forced here on
+    the seeds, each way must return the same k nearest allowed chunks."""
+    from rag.retrieval import retriever as module
+
+    question = "Since 2020 ISIS-K has been led by the Iraqi Shahab al-Muhajir"
+    where = SearchFilter.parse({"doc": [HOSPITAL, "003_1dbf526cc40aa5d1.txt"]})
+    exact = [(p.chunk_id, round(p.dense_score or 0, 5)) for p in retriever.search(question, k=8, mode="dense", where=where)]
+    monkeypatch.setattr(module, "EXACT_LIMIT", 0)  # every filter takes the overfetch path
+    overfetch = [(p.chunk_id, round(p.dense_score or 0, 5)) for p in retriever.search(question, k=8, mode="dense", where=where)]
+    monkeypatch.setattr(module, "OVERFETCH_MAX", 1)  # ... which comes up short: Chroma's where
+    fallback = [(p.chunk_id, round(p.dense_score or 0, 5)) for p in retriever.search(question, k=8, mode="dense", where=where)]
+    assert len(exact) == 8 and exact == overfetch == fallback
+    assert all(cid.split("::")[0] in {HOSPITAL, "003_1dbf526cc40aa5d1.txt"} for cid, _ in exact)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_author_and_date_filters_select_the_right_documents(retriever, mode: str) -> None:  # type: ignore[no-untyped-def]
     by_author = retriever.search("Taliban fighters", k=8, mode=mode, where=SearchFilter.parse({"author": "koneska"}))

@@ -280,6 +280,14 @@ class ChunkStore:
         by_id = {i: (i, t, m) for i, t, m in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)}
         return [by_id[i] for i in ids if i in by_id]
 
+    def nearest_ids(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` nearest chunk ids with their cosine similarity, without their texts and metadata: reading
+        those back is most of a query's cost when many neighbours are asked for (a filter's overfetch)."""
+        if k <= 0:
+            return []
+        res = self.collection.query(query_embeddings=[embedding.tolist()], n_results=k, include=["distances"])
+        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
     def query(self, embedding: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, str, dict[str, Any], float]]:
         """Nearest chunks as (id, text, metadata, cosine similarity); fewer than ``k`` when the collection is smaller.
         ``where`` (a Chroma metadata filter) is applied inside the search: the k nearest of the matching chunks.

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from rag.embedding import Embedder
-from rag.index.bm25 import BM25Index
+from rag.index.bm25 import BM25Index, doc_of
 from rag.index.chunk_index import ChunkIndex
 from rag.retrieval.filters import SearchFilter
 from rag.retrieval.passage import Passage
@@ -118,8 +118,7 @@ class Retriever:
                 rows = self._exact(vector, k, allowed)
             else:
                 share = len(allowed) / max(self.lexical.size(), 1)
-                keep = lambda cid, meta: cid not in skip and meta.get("doc_id") in docs  # noqa: E731
-                rows = self._nearest(vector, k, keep, min(int(1.5 * k / share) + k, OVERFETCH_MAX), grow=False)
+                rows = self._nearest_allowed(vector, k, docs, skip, min(int(1.5 * k / share) + k, OVERFETCH_MAX))
                 if len(rows) < k:
                     where: dict[str, Any] = {"doc_id": {"$in": sorted(docs)}}
                     if skip:
@@ -142,6 +141,16 @@ class Retriever:
             if len(rows) >= k or len(got) < n or not grow:
                 return rows[:k]
             n *= 2
+
+    def _nearest_allowed(self, vector: np.ndarray, k: int, docs: set[str], skip: frozenset[str],
+                         n: int) -> list[tuple[str, str, dict[str, Any], float]]:
+        """The ``k`` nearest chunks of ``docs`` among Chroma's ``n`` nearest (fewer when not enough are there). Ids
+        first, the document read from the id: only the kept chunks' texts and metadata are fetched (at 117k chunks,
+        reading back 276 neighbours' metadata made a filtered search twice as slow as an unfiltered one)."""
+        nearest = self.store.nearest_ids(vector, n)
+        kept = [(cid, sim) for cid, sim in nearest if cid not in skip and doc_of(cid) in docs][:k]
+        by_id = {cid: (text, meta) for cid, text, meta in self.store.get([cid for cid, _ in kept])} if kept else {}
+        return [(cid, *by_id[cid], sim) for cid, sim in kept if cid in by_id]
 
     def _exact(self, vector: np.ndarray, k: int, ids: list[str]) -> list[tuple[str, str, dict[str, Any], float]]:
         """The ``k`` chunks of ``ids`` nearest to ``vector``, scored against their stored vectors (exact)."""
