@@ -183,6 +183,12 @@ class BM25Index:
         allowed[[self.doc_code[d] for d in docs if d in self.doc_code]] = True
         return allowed
 
+    def count_of(self, docs: Collection[str]) -> int:
+        """How many live rows documents ``docs`` have (an upper bound on their chunks: a row replaced by a newer
+        segment still counts until it is dropped), without listing their ids."""
+        allowed = self._allowed_codes(docs)
+        return sum(int(np.count_nonzero(allowed[seg.doc_codes(self.doc_code)] & seg.live)) for seg in self.segments)
+
     def ids_of(self, docs: Collection[str]) -> list[str]:
         """The live chunk ids of documents ``docs`` (one array lookup per row: no scan of ids)."""
         allowed = self._allowed_codes(docs)
