@@ -152,7 +152,7 @@ def test_sides_found_across_chunk_edges_and_in_sums_of_money(mini: Callable[...,
                                                                values: set[str]) -> None:
     c = mini(FakeGenerator())
     a = c.answerer
-    prompt = a.build_prompt(question, a.other_sides(question, a.retrieve(question, None, None), None))
+    prompt = a.build_prompt(question, a.retrieve(question, None, None))  # with the other sides searched for
     sides = find_conflicts(question, prompt.context, c.embedder, "newest", c.index.aliases().with_all_names)
     assert {s.value for s in sides} == values and len({s.doc_id for s in sides}) == 2
 
@@ -199,14 +199,14 @@ def test_a_side_the_ranking_hides_is_searched_for_in_each_document(seeded_settin
         settings = seeded_settings.model_copy(update={"side_search_docs": docs, "judge": False})
         return Components(settings, embedder=embedder, generators={"llamacpp": fake or FakeGenerator()}).answerer
 
-    top = answerer(5).retrieve(FIGHTERS, None, None)
+    top = answerer(0).retrieve(FIGHTERS, None, None)  # side search off
+    assert len(top) == seeded_settings.answer_top_k
     assert not any("4,000 combatants" in p.text for p in top)  # the ranking alone hides the later source
-    widened = answerer(5).other_sides(FIGHTERS, top, None)
+    widened = answerer(5).retrieve(FIGHTERS, None, None)
     assert widened[: len(top)] == top and [p.doc_id for p in widened[len(top):]] == [LATER]
     assert "4,000 combatants" in widened[-1].text
-    assert answerer(0).other_sides(FIGHTERS, top, None) == top  # off
-    who = "Who has led ISIS-K since 2020?"
-    assert answerer(5).other_sides(who, answerer(5).retrieve(who, None, None), None) == answerer(5).retrieve(who, None, None)
+    who = "Who has led ISIS-K since 2020?"  # not a number or a date: the same passages
+    assert answerer(5).retrieve(who, None, None) == answerer(0).retrieve(who, None, None)
 
     # End to end: the model gives the 2,000 of the passage it was shown; the later 4,000 is added, cited to its source.
     fake = FakeGenerator([cite("about 2,000 fighters", "ISIS-K has about 2,000 fighters in Afghanistan [{n}].")])

@@ -80,21 +80,23 @@ class Answerer:
     # -- the steps, in the order a run takes them -------------------------------------------------
     def retrieve(self, question: str, mode: RetrievalMode | None, top_k: int | None,
                  where: SearchFilter | None = None) -> list[Passage]:
-        return self.retriever.search(question, k=top_k or self.settings.answer_top_k, mode=mode, where=where)
+        """The top passages for ``question``, and for a number or date question the other sides ``other_sides``
+        finds. One search either way: its longer list (the candidates) names the documents to search for sides."""
+        k = top_k or self.settings.answer_top_k
+        if not self.settings.side_search_docs or question_kind(question) is None:
+            return self.retriever.search(question, k=k, mode=mode, where=where)
+        ranked = self.retriever.search(question, k=max(k, self.settings.candidate_k), mode=mode, where=where)
+        return self.other_sides(question, ranked[:k], ranked)
 
-    def other_sides(self, question: str, passages: list[Passage], mode: RetrievalMode | None,
-                    where: SearchFilter | None = None) -> list[Passage]:
-        """``passages`` and, for a question asking a number or a date, the passages of other documents that give
-        another value for it (found by rule, as ``find_conflicts`` finds a disagreement), at most ``SIDE_EXTRA``.
+    def other_sides(self, question: str, passages: list[Passage], candidates: list[Passage]) -> list[Passage]:
+        """``passages`` and the passages of other documents that give another value for what ``question`` asks
+        (found by rule, as ``find_conflicts`` finds a disagreement), at most ``SIDE_EXTRA``.
 
         Ranking can hide a side: seeds s57 asks "How many fighters does ISIS-K have?" and the later source's
         "around 4,000 combatants" is dense rank 14 overall (no word in common), yet rank 2 inside its own document.
-        So the best documents (``side_search_docs``) are each searched on their own (dense); nothing is added unless the
-        added passage gives a side of a disagreement, so other questions get the same passages as before."""
-        if not self.settings.side_search_docs or question_kind(question) is None:
-            return passages
-        pool = self.retriever.search(question, k=self.settings.candidate_k, mode=mode, where=where)
-        docs = list(dict.fromkeys(p.doc_id for p in pool))[: self.settings.side_search_docs]
+        So the best documents of ``candidates`` (``side_search_docs``) are each searched on their own (dense); nothing
+        is added unless the added passage gives a side of a disagreement, so other questions get the same passages."""
+        docs = list(dict.fromkeys(p.doc_id for p in candidates))[: self.settings.side_search_docs]
         shown = {p.chunk_id for p in passages}
         extra: list[Passage] = []
         for doc in docs:

@@ -111,12 +111,12 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
     candidates: list[tuple[ContextPassage, str, str, float]] = []  # passage, sentence, value text, value
     # The last sentence of each passage, by chunk: a passage's first sentence may follow on from the chunk before
     # ("... the schooner Ellen Varley struck the Mawgan Ledges." | "Fourteen of her crew were lost ...").
-    tails = {(c.passage.doc_id, c.passage.chunk_index): c.text[(split_sentences(c.text) or [(0, 0)])[-1][0]:]
-             for c in context}
+    spans_of = {c.n: split_sentences(c.text) or [(0, len(c.text))] for c in context}
+    tails = {(c.passage.doc_id, c.passage.chunk_index): c.text[spans_of[c.n][-1][0]:] for c in context}
     for c in context:
         if c.passage.kind != "text":
             continue
-        spans = split_sentences(c.text) or [(0, len(c.text))]
+        spans = spans_of[c.n]
         for i, (start, end) in enumerate(spans):
             sentence = c.text[start:end].strip()
             # The title and the sentence before count for names: "a fire spread ... The record lists 1,312 houses".

@@ -108,7 +108,6 @@ class AnswerRun:
         started = time.perf_counter()
         self.standalone = standalone_question(self.question, list(self.history))
         self.passages = a.retrieve(self.standalone, self.mode, self.top_k, self.where)
-        self.passages = a.other_sides(self.standalone, self.passages, self.mode, self.where)
         self.timings["retrieve_ms"] = _ms(started)
 
         mark = time.perf_counter()

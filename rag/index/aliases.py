@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -200,15 +200,20 @@ class AliasTable:
         need = len(wanted) if len(wanted) < 4 else len(wanted) - 1  # a long name may lose one word ("Province")
         return lambda query, words: bool(wanted) and sum(w in words for w in wanted) >= need
 
-    def with_all_names(self, text: str) -> str:
-        """``text`` with every other name of each group it mentions appended: for checking, where "IS-K" in a
-        passage states what a claim says of "ISIS-K" (unlike ``expand``, which adds only what helps a search)."""
+    def _named(self, text: str) -> Iterator[tuple[list[str], list[bool]]]:
+        """Each group ``text`` names, with which of its names it uses (one flag per name, in group order)."""
         words = set(_words(text))
-        extra: list[str] = []
         for group, matchers in self._matchers:
             hits = [m(text, words) for m in matchers]
             if any(hits):
-                extra += [t for t, hit in zip(group, hits, strict=True) if not hit]
+                yield group, hits
+
+    def with_all_names(self, text: str) -> str:
+        """``text`` with every other name of each group it mentions appended: for checking, where "IS-K" in a
+        passage states what a claim says of "ISIS-K" (unlike ``expand``, which adds only what helps a search)."""
+        extra: list[str] = []
+        for group, hits in self._named(text):
+            extra += [t for t, hit in zip(group, hits, strict=True) if not hit]
         return f"{text} {' '.join(extra)}" if extra else text
 
     def abbreviate(self, query: str) -> str:
@@ -222,12 +227,10 @@ class AliasTable:
         Society" three times, "GHS" once) are searched as the query says. The replaced span is the capitalised run
         around the words that matched ("the Islamic State's Khorasan Province"); a query that already uses an
         abbreviation is left alone."""
-        words = set(_words(query))
         out = query
-        for group, matchers in self._matchers:
-            hits = [m(query, words) for m in matchers]
+        for group, hits in self._named(query):
             acronyms = [t for t in group if _is_acronym(t)]
-            if not acronyms or not any(hits) or any(hit and _is_acronym(t) for t, hit in zip(group, hits, strict=True)):
+            if not acronyms or any(hit and _is_acronym(t) for t, hit in zip(group, hits, strict=True)):
                 continue
             written = sum(self.mentions.get(t.casefold(), 0) for t, hit in zip(group, hits, strict=True) if hit)
             if sum(self.mentions.get(t.casefold(), 0) for t in acronyms) <= written:
@@ -245,11 +248,9 @@ class AliasTable:
         A query that already uses an abbreviation is left alone: documents define a name once and use the
         abbreviation after, so the abbreviation finds the passages, and adding the long words ("Province") only
         pulls in passages about something else."""
-        words = set(_words(query))
         extra: list[str] = []
-        for group, matchers in self._matchers:
-            hits = [m(query, words) for m in matchers]
-            if any(hits) and not any(hit and _is_acronym(t) for t, hit in zip(group, hits, strict=True)):
+        for group, hits in self._named(query):
+            if not any(hit and _is_acronym(t) for t, hit in zip(group, hits, strict=True)):
                 extra += [t for t, hit in zip(group, hits, strict=True) if not hit and _is_acronym(t)]
         return f"{query} {' '.join(extra)}" if extra else query
 
