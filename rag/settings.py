@@ -21,6 +21,7 @@ from pydantic_settings import (
 from rag.errors import RagError
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
+Fusion = Literal["dbsf", "rrf"]  # how hybrid retrieval fuses its dense and BM25 lists
 Prefer = Literal["newest", "all"]  # how an answer orders sources that disagree
 LLMBackendName = Literal["llamacpp", "openai", "extractive"]
 
@@ -61,10 +62,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20_000_000, ge=1, description="Largest document accepted for ingestion.")
 
     # Retrieval
-    retrieval_mode: RetrievalMode = Field("hybrid", description="dense, bm25 or hybrid (RRF fusion).")
+    retrieval_mode: RetrievalMode = Field("hybrid", description="dense, bm25 or hybrid (both, fused as `fusion` says).")
     top_k: int = Field(5, ge=1, le=100, description="Passages returned by search.")
     candidate_k: int = Field(20, ge=1, le=500, description="Candidates per retriever before fusion.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    fusion: Fusion = Field("dbsf", description="How hybrid mode fuses its two lists: dbsf (scores, each list scaled by its mean ± 3 standard deviations, then summed: a passage one list puts far ahead keeps its lead) or rrf (reciprocal rank fusion, ranks only).")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant (fusion=rrf).")
     bm25_refresh_seconds: float = Field(5.0, ge=0, description="How often a running process checks the store for changes by others.")
 
     # Answering

@@ -1,4 +1,4 @@
-"""Finding the passages that matter: dense, BM25 and their reciprocal-rank fusion."""
+"""Finding the passages that matter: dense, BM25 and their fusion."""
 
 from rag.retrieval.passage import Passage
 from rag.retrieval.retriever import Retriever

@@ -1,4 +1,4 @@
-"""Dense + BM25 retrieval fused by reciprocal rank fusion."""
+"""Dense + BM25 retrieval, fused by score or by rank (rag.retrieval.fusion)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rag.embedding import Embedder
 from rag.index.bm25 import BM25Index, doc_of
 from rag.index.chunk_index import ChunkIndex
 from rag.retrieval.filters import SearchFilter
+from rag.retrieval.fusion import fuse
 from rag.retrieval.passage import Passage
 from rag.retrieval.query import asks_about_documents, checked_question
 from rag.settings import RetrievalMode, Settings
@@ -22,15 +23,6 @@ _SIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
 EXACT_LIMIT = 10_000  # a filter allowing at most this many chunks is searched exactly against their stored vectors
 OVERFETCH_MAX = 1_000  # most neighbours asked of Chroma before a filter falls back to its `where`
 CARD_MARGIN = 16  # extra neighbours asked for when document cards are left out
-
-
-def rrf_fuse(rankings: list[list[str]], k: int) -> list[tuple[str, float]]:
-    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank)."""
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, cid in enumerate(ranking, start=1):
-            scores[cid] = scores.get(cid, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
 
 
 class Retriever:
@@ -86,7 +78,8 @@ class Retriever:
         elif mode == "bm25":
             ranked = lexical
         else:
-            ranked = rrf_fuse([[p.chunk_id for p in dense], [cid for cid, _ in lexical]], self.settings.rrf_k)
+            ranked = fuse(self.settings.fusion, [[(p.chunk_id, p.dense_score or 0.0) for p in dense], lexical],
+                          self.settings.rrf_k)
         return self._materialize(ranked[:k], dense, dict(lexical))
 
     def allowed_docs(self, where: SearchFilter | None) -> set[str] | None:
