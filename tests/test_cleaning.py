@@ -83,3 +83,24 @@ def test_dropped_lines_are_listed_and_clauses_survive() -> None:
     clean = clean_text(source)
     assert "(c) The tenant must give 90 days notice before leaving." in clean.text
     assert clean.dropped_lines == ["Copyright 2024 Kellsmouth Lettings Ltd."]
+
+
+def test_link_markup_is_dropped_and_its_words_keep_their_offsets() -> None:
+    source = ("Intro line.\n[Despite the fall of the caliphate in Iraq and Syria in 2019](#), ISIS-K grew.\n"
+              "See [the report](https://example.org/r?id=1) and ![a map](map.png).\n")
+    clean = clean_text(source)
+    assert "Despite the fall of the caliphate in Iraq and Syria in 2019, ISIS-K grew." in clean.text
+    assert "See the report and ![a map](map.png)." in clean.text  # images are not links: kept as written
+    assert "](" not in clean.text.replace("](map.png)", "")
+    for needle in ("Despite the fall", "in 2019", ", ISIS-K grew.", "the report", " and "):
+        start = clean.text.index(needle)
+        s, e = clean.source_span(start, start + len(needle))
+        assert source[s:e] == needle, needle
+
+
+def test_seed_link_markup_never_reaches_the_text() -> None:
+    source = (SEEDS / "002_2399800fba452946.txt").read_text(encoding="utf-8")
+    assert "](#)" in source
+    clean = clean_text(source)
+    assert "](#)" not in clean.text and "[Despite" not in clean.text
+    assert "Despite the fall of the caliphate in Iraq and Syria in 2019" in clean.text

@@ -1,7 +1,8 @@
-"""Rule-based removal of page furniture (comment forms, share widgets, copyright lines...).
+"""Rule-based removal of page furniture (comment forms, share widgets, copyright lines...) and link markup.
 
-Whole lines are dropped, never edited, so every kept character maps back to its offset in the
-extracted source text: citations can point at the exact span in the original.
+Furniture lines are dropped whole; link markup ``[words](target)`` keeps its words and drops the brackets and the
+target. Nothing is rewritten, only left out, so every kept character maps back to its offset in the extracted source
+text: citations can point at the exact span in the original.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ FURNITURE_PATTERNS: tuple[str, ...] = (
 # A header after which short lines (<= 3 words) are widget options ("In Love", "Not Sure").
 REACTION_HEADER = re.compile(r"^what'?’?s your reaction\??$", re.IGNORECASE)
 _FURNITURE = re.compile(r"^(?:" + "|".join(FURNITURE_PATTERNS) + r")$", re.IGNORECASE)
+# Markdown link markup inside a line: the words are content, the brackets and the target are not (they reached
+# prompts, quotes and the judge as "[Despite the fall of the caliphate ...](#)"). Images (``![alt](src)``) are kept.
+_LINK = re.compile(r"(?<!!)\[([^\[\]\n]+)\]\([^()\s]*\)")
 
 
 @dataclass
@@ -100,12 +104,27 @@ def clean_text(source: str) -> CleanText:
             if stripped:
                 dropped.append(stripped)
         else:
-            if not clean_starts or source_starts[-1] + (length - clean_starts[-1]) != offset:
-                clean_starts.append(length)
-                source_starts.append(offset)
-            out.append(line)
-            length += len(line)
+            for start, piece in _kept_pieces(line):
+                if not clean_starts or source_starts[-1] + (length - clean_starts[-1]) != offset + start:
+                    clean_starts.append(length)
+                    source_starts.append(offset + start)
+                out.append(piece)
+                length += len(piece)
         offset += len(line)
     text = "".join(out)
     # Trailing whitespace carries nothing; trimming the end leaves the offset map valid.
     return CleanText(text=text.rstrip(), clean_starts=clean_starts, source_starts=source_starts, dropped_lines=dropped)
+
+
+def _kept_pieces(line: str) -> list[tuple[int, str]]:
+    """The parts of a kept line that are content, each with its offset in the line: all of it, less link markup."""
+    pieces: list[tuple[int, str]] = []
+    at = 0
+    for link in _LINK.finditer(line):
+        if link.start() > at:
+            pieces.append((at, line[at:link.start()]))
+        pieces.append((link.start(1), link.group(1)))
+        at = link.end()
+    if at < len(line):
+        pieces.append((at, line[at:]))
+    return pieces

@@ -35,10 +35,11 @@ from rag.index.store import ChunkStore, DocState, chunk_id
 log = logging.getLogger(__name__)
 UPLOAD, FILE = "upload", "file"  # a document's origin: uploaded through the API, or ingested from a folder
 # Bump when cleaning or chunking rules change so unchanged files are re-processed once.
-PIPELINE_VERSION = "5"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
+PIPELINE_VERSION = "6"  # 2: copyright rules match only real notices (a "(c) The tenant..." clause is kept)
 # 3: every chunk carries its document's card (authors, date, publisher, user metadata); one card chunk per document
 # 4: the first chunk carries the names the document defines (aliases: "Islamic State Khorasan Province (ISKP)")
 # 5: ... and how often the document uses each of them (alias_mentions)
+# 6: link markup "[words](target)" keeps only its words (rag.ingestion.cleaning)
 
 
 @dataclass
