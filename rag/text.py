@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import Stemmer
@@ -101,3 +102,9 @@ _YES_NO = re.compile(r"^\s*(is|are|was|were|do|does|did|has|have|had|can|could|w
 def is_yes_no(question: str) -> bool:
     """A question answered by yes or no ("Was it built before 1900?") or by one of two options ("Was it X or Y?")."""
     return bool(_YES_NO.match(question))
+
+
+def fold(text: str) -> str:
+    """Case and accents ignored: ``Legieć`` -> ``legiec``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()

@@ -15,7 +15,8 @@ import numpy as np
 from rag.errors import EmptyIndex
 from rag.index.lexical import LexicalIndex, bm25_text
 from rag.index.aliases import AliasTable, table_of
-from rag.index.store import ChunkStore, chunk_id
+from rag.index.catalog import Catalog
+from rag.index.store import ChunkStore
 
 
 class ChunkIndex:
@@ -24,13 +25,14 @@ class ChunkIndex:
     def __init__(self, store: ChunkStore, lexical: LexicalIndex) -> None:
         self.store = store
         self.lexical = lexical
-        self._cards: tuple[tuple[int, str | None], list[dict[str, Any]], frozenset[str]] | None = None
+        self._cards: tuple[tuple[int, str | None], Catalog] | None = None
         self._cards_lock = threading.Lock()
         self._aliases: tuple[tuple[int, str | None], AliasTable] | None = None
 
-    def cards(self) -> list[dict[str, Any]]:
-        """Every document's card metadata (from its first chunk), read again only when the store changed (this
-        process's writes at once; other processes' within ``bm25_refresh_seconds``). What filters resolve against."""
+    def cards(self) -> Catalog:
+        """Every document's card metadata (from its first chunk) and the ids, authors and keys they hold, read again
+        only when the store changed (this process's writes at once; other processes' within ``bm25_refresh_seconds``).
+        What filters resolve against."""
         return self._catalog()[1]
 
     def aliases(self) -> AliasTable:
@@ -43,16 +45,13 @@ class ChunkIndex:
 
     def card_ids(self) -> frozenset[str]:
         """The ids of the documents' card chunks (each document's last chunk, when it was ingested with one)."""
-        return self._catalog()[2]
+        return self._catalog()[1].card_ids
 
-    def _catalog(self) -> tuple[tuple[int, str | None], list[dict[str, Any]], frozenset[str]]:
+    def _catalog(self) -> tuple[tuple[int, str | None], Catalog]:
         version = self.lexical.store_version()
         with self._cards_lock:
             if self._cards is None or self._cards[0] != version:
-                docs = self.store.documents()
-                cards = frozenset(chunk_id(str(m["doc_id"]), str(m["content_hash"]), int(m["n_chunks"]) - 1, int(m["n_chunks"]))
-                                  for m in docs if m.get("kind") and m.get("content_hash") and m.get("n_chunks"))
-                self._cards = (version, docs, cards)
+                self._cards = (version, Catalog(tuple(self.store.documents())))
             return self._cards
 
     @property

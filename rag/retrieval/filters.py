@@ -11,13 +11,14 @@ service, a one-line error in the CLI), never an empty answer.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rag.errors import InvalidFilter
+from rag.index.catalog import Catalog
 from rag.ingestion.metadata import AUTHOR_SEP, USER_PREFIX, PartialDate, normalize_key, parse_date
+from rag.text import fold
 
 DOC_KEYS = ("doc", "docs", "doc_id", "doc_ids")
 AUTHOR_KEYS = ("author", "authors")
@@ -48,14 +49,8 @@ def _date(value: Any, field: str) -> PartialDate:
         raise InvalidFilter(f"filter field {field!r}: {exc}") from None
 
 
-def _fold(text: str) -> str:
-    """Case and accents ignored: ``Legieć`` == ``legiec``."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-
-
 def _tokens(name: str) -> list[str]:
-    return [t for t in "".join(ch if ch.isalnum() else " " for ch in _fold(name)).split() if t]
+    return [t for t in "".join(ch if ch.isalnum() else " " for ch in fold(name)).split() if t]
 
 
 def author_matches(wanted: str, author: str) -> bool:
@@ -165,58 +160,53 @@ class SearchFilter:
         return ", ".join(f"{k}={v}" for k, v in self.to_dict().items())
 
     # -- applying -------------------------------------------------------------------------------------------------
-    def allowed(self, cards: Iterable[Mapping[str, Any]], collection: str = "") -> set[str]:
-        """The ids of the documents this filter lets through, given each document's stored card metadata. Raises
+    def allowed(self, catalog: Catalog | Iterable[Mapping[str, Any]], collection: str = "") -> set[str]:
+        """The ids of the documents this filter lets through, given the collection's catalog (or its cards). Raises
         ``InvalidFilter`` for a document id, author or metadata key that no document of the collection has."""
-        cards = list(cards)
+        if not isinstance(catalog, Catalog):
+            catalog = Catalog(tuple(dict(c) for c in catalog))
         where = f" in collection {collection!r}" if collection else ""
-        known_ids = {str(c.get("doc_id", "")) for c in cards}
         for doc_id in self.doc_ids:
-            if doc_id not in known_ids:
+            if doc_id not in catalog.doc_ids:
                 raise InvalidFilter(f"filter: no document {doc_id!r}{where} (see `rag documents` or GET /v1/documents)")
-        all_authors = sorted({a for c in cards for a in str(c.get("author") or "").split(AUTHOR_SEP) if a})
         for wanted in self.authors:
-            if not any(author_matches(wanted, a) for a in all_authors):
-                shown = ", ".join(all_authors[:SHOWN]) + (", ..." if len(all_authors) > SHOWN else "")
+            if not any(author_matches(wanted, a) for a in catalog.authors):
+                shown = ", ".join(catalog.authors[:SHOWN]) + (", ..." if len(catalog.authors) > SHOWN else "")
                 raise InvalidFilter(f"filter: no document{where} is by an author matching {wanted!r}"
                                     + (f"; its authors: {shown}" if shown else "; its documents name no author"))
-        # Only a filter with metadata keys needs the collection's keys (a scan of every card's fields).
-        user_keys = sorted({k[len(USER_PREFIX):] for c in cards for k in c if k.startswith(USER_PREFIX)}) if self.where else []
         for key, _ in self.where:
-            if key not in CARD_FIELDS and key not in user_keys:
+            if key not in CARD_FIELDS and key not in catalog.user_keys:
                 raise InvalidFilter(f"unknown filter field {key!r}: the documents{where} have the metadata keys "
-                                    f"{', '.join(user_keys) or '(none)'}; the built-in fields are doc, author, since, until "
-                                    f"and {', '.join(CARD_FIELDS)}")
+                                    f"{', '.join(catalog.user_keys) or '(none)'}; the built-in fields are doc, author, "
+                                    f"since, until and {', '.join(CARD_FIELDS)}")
         if self.doc_ids and not (self.authors or self.since or self.until or self.where):
             return set(self.doc_ids)  # ids alone: checked above, nothing else to match
-        return {str(c.get("doc_id", "")) for c in cards if self.matches(c)}
+        return self._matching(catalog)
+
+    def _matching(self, catalog: Catalog) -> set[str]:
+        """The ids of the catalog's documents that pass every field, from the catalog's precomputed columns (what
+        ``matches`` decides for one card)."""
+        keep = [True] * len(catalog)
+        if self.doc_ids:
+            wanted = set(self.doc_ids)
+            keep = [k and i in wanted for k, i in zip(keep, catalog.ids, strict=True)]
+        if self.authors:  # matched once per distinct name, not once per document
+            named = {a for a in catalog.authors if any(author_matches(w, a) for w in self.authors)}
+            keep = [k and any(a in named for a in names) for k, names in zip(keep, catalog.authors_of, strict=True)]
+        if self.since or self.until:
+            low = self.since.yyyymmdd() if self.since else 0
+            high = self.until.last_yyyymmdd() if self.until else 99_999_999
+            keep = [k and span is not None and span[1] >= low and span[0] <= high
+                    for k, span in zip(keep, catalog.days, strict=True)]
+        for key, accepted in self.where:
+            wanted_values = {fold(a) for a in accepted}
+            have = catalog.folded(key if key in CARD_FIELDS else USER_PREFIX + key)
+            keep = [k and values is not None and not values.isdisjoint(wanted_values) for k, values in zip(keep, have, strict=True)]
+        return {doc_id for doc_id, k in zip(catalog.ids, keep, strict=True) if k}
 
     def matches(self, card: Mapping[str, Any]) -> bool:
         """True when the document whose stored card metadata is ``card`` passes every field of the filter."""
-        if self.doc_ids and str(card.get("doc_id", "")) not in self.doc_ids:
-            return False
-        if self.authors:
-            names = [a for a in str(card.get("author") or "").split(AUTHOR_SEP) if a]
-            if not any(author_matches(w, a) for w in self.authors for a in names):
-                return False
-        if self.since or self.until:
-            try:
-                date = parse_date(str(card.get("date") or ""))
-            except ValueError:
-                return False  # a document without a date is never inside a date range
-            if self.since and date.last_yyyymmdd() < self.since.yyyymmdd():
-                return False
-            if self.until and date.yyyymmdd() > self.until.last_yyyymmdd():
-                return False
-        for key, accepted in self.where:
-            value = card.get(key if key in CARD_FIELDS else USER_PREFIX + key)
-            if value is None:
-                return False
-            have = {_fold(v) for v in (str(value).lower() if isinstance(value, bool) else str(value)).split(AUTHOR_SEP)}
-            have.add(_fold(str(value).lower() if isinstance(value, bool) else str(value)))
-            if not any(_fold(a) in have for a in accepted):
-                return False
-        return True
+        return bool(self._matching(Catalog((dict(card),))))
 
 
 __all__ = ["SearchFilter", "author_matches"]
