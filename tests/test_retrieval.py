@@ -79,3 +79,12 @@ def test_cli_search_json_and_modes(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "'fuzzy' is not one of 'dense', 'bm25', 'hybrid'" in message, bad.stderr
     empty = run_cli(["search", "x"], tmp_path / "empty")
     assert empty.returncode == 1 and "empty" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_a_passage_bm25_ranks_far_ahead_stays_in_the_top_five(retriever) -> None:  # type: ignore[no-untyped-def]
+    """Seeds s04: BM25 ranks the NATO sentence first by a wide margin, dense misses it; rank fusion put it sixth,
+    under passages both lists hold at middling ranks. Score fusion keeps it."""
+    question = "Which country does NATO believe is assisting the Taliban in Afghanistan?"
+    assert "Russia is assisting the Taliban" in retriever.search(question, k=1, mode="bm25")[0].text
+    top = retriever.search(question, k=5, mode="hybrid")
+    assert any("Russia is assisting the Taliban" in p.text for p in top), [p.text[:60] for p in top]
