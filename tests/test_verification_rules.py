@@ -35,6 +35,21 @@ def test_a_quantity_must_be_the_passage_quantity_in_value_and_unit() -> None:
     assert not missing_quantities("It had fourteen crew", "Fourteen of her crew were lost")
 
 
+def test_a_number_repeated_from_the_question_may_rest_on_the_same_document_only() -> None:
+    """Seeds: "The final death toll was 38" sits two chunks after the caption dated "March 8, 2017"."""
+    question = "What was the final death toll of the March 2017 attack on the military hospital in Kabul?"
+    claim = "The final death toll of the March 2017 attack on the military hospital in Kabul was 38 people."
+    passage = "A bomb went off at the rear of a military hospital in Kabul. The final death toll was 38 people."
+    caption = "Afghan policemen arrive at the site of a blast at a military hospital in Kabul, March 8, 2017."
+    assert check(claim, question, passage).rejected  # the passage alone does not state the question's 2017
+    assert not check(claim, question, passage, document=f"{caption}\n{passage}").rejected
+    # A number the question does not state must be in the passage itself, whatever else the document says
+    told = check("The death toll was 38 people, 12 of them doctors.", question, passage, document=f"{caption} 12 doctors\n{passage}")
+    assert "quantity not in the passage: 12" in told.reasons
+    # and a question's number the document does not state is still missing (another source's date is no support)
+    assert check(claim, question, passage, document=passage).rejected
+
+
 def test_names_count_sentence_openers_only_as_the_start_of_a_longer_name() -> None:
     assert names("Shahab al-Muhajir leads it.") >= {"shahab", "muhajir"}
     assert names("Among other things, it records storms.") == set()

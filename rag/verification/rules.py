@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from rag.text import content_terms, split_sentences
 from rag.verification.claims import META_TERMS
-from rag.verification.quantities import missing_quantities, values
+from rag.verification.quantities import missing_quantities, quantities, values
 
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without|cannot)\b|n't\b", re.IGNORECASE)
 _COMPARATIVE = re.compile(
@@ -91,9 +91,14 @@ class RuleCheck:
 
 
 def check(claim: str, question: str, passage: str, title: str = "",
-          all_names: Callable[[str], str] | None = None) -> RuleCheck:
+          all_names: Callable[[str], str] | None = None, document: str = "") -> RuleCheck:
     """The best window's features (hard failures first, then coverage). ``all_names`` adds the other names the
-    collection defines for what a text names (its alias table), so "IS-K" in a window holds a claim's "ISIS-K"."""
+    collection defines for what a text names (its alias table), so "IS-K" in a window holds a claim's "ISIS-K".
+
+    ``document`` is what else the passage's own document shows (its other passages in the context). A number the
+    claim repeats from the question ("the March 2017 attack") is the question's premise: it must be in the passage
+    or elsewhere in the same document ("a bomb went off ... The final death toll was 38" under a caption dated
+    "March 8, 2017" two chunks before), never only in another source. Every other number must be in the window."""
     named = all_names or (lambda text: text)
     claim_terms = content_terms(claim) - META_TERMS  # "as passage [1] states" is no content
     question_terms = content_terms(question)
@@ -114,6 +119,10 @@ def check(claim: str, question: str, passage: str, title: str = "",
         if off_topic:
             result.reasons.append("off topic: the passage shares no word with the question")
         missing_q = missing_quantities(claim, f"{title}\n{window}")
+        if missing_q and document:
+            premise = missing_quantities(question, document)  # the question's numbers the document does not state
+            asked = {q.value for q in quantities(question)} - {q.value for q in premise}
+            missing_q = [q for q in missing_q if q.value not in asked]
         if missing_q and not _APPROXIMATE.search(claim):  # "more than ten years" may rest on "twelve years"
             result.reasons.append(f"quantity not in the passage: {', '.join(q.text for q in missing_q)}")
         result.names_missing = sum(not term_in(n, terms, roots) for n in claim_names)

@@ -140,6 +140,10 @@ class VerificationSession:
         self.draft = draft
         self.question = question
         self.by_n = {c.n: c for c in context}
+        # What each document shows in the context (all its passages): where a number the question states is looked up
+        self.documents: dict[str, str] = {}
+        for c in context:
+            self.documents[c.passage.doc_id] = f"{self.documents.get(c.passage.doc_id, '')}\n{c.passage.text}".strip()
         self.claims = split_claims(draft)
         self.notes: list[str] = []
         self.decided: list[Claim] = []
@@ -158,7 +162,7 @@ class VerificationSession:
             bad = [n for n in c.cited if n not in self.by_n]
             if bad:
                 self.notes.append(f"dropped out-of-range citation(s) {bad}")
-            rules = {n: check(c.fact, self.question, p.passage.text, p.passage.title, v.all_names)
+            rules = {n: check(c.fact, self.question, p.passage.text, p.passage.title, v.all_names, self.documents[p.passage.doc_id])
                      for n, p in self.by_n.items()}
             if c.attribution:  # "According to X (2022), ...": only a passage by X, or quoting X, can support it
                 for n, p in self.by_n.items():
