@@ -215,3 +215,33 @@ def test_a_side_the_ranking_hides_is_searched_for_in_each_document(seeded_settin
     later = next(c for c in answer.conflicts if c["value"] == "4,000")
     assert later["doc_id"] == LATER and f"[{later['n']}]" in answer.answer and "4,000" in answer.answer
     assert "The passages disagree" in fake.prompts[0].messages[-1]["content"]
+
+
+OFTEN = "How often does ISIS-K carry out attacks in Afghanistan?"  # seeds gold s60
+
+
+def test_how_often_compares_counts_per_period_and_reads_the_subject_from_the_chunk_before(seeded_settings,  # type: ignore[no-untyped-def]
+                                                                                          embedder: Embedder) -> None:
+    from rag.generation.conflicts import _counted_nouns, _values
+
+    assert _counted_nouns(OFTEN) == ["carry", "attacks"]
+    # A rate is a count per period, compared per year; a number with no period is a total, not an answer
+    assert _values("The group has averaged 14 attacks per month since 2021.", OFTEN, "count", ["attacks"], embedder) == \
+        [("14 attacks per month", 168.0)]
+    assert _values("In 2015-2021, ISIS-K carried out more than a dozen attacks in Afghanistan each year.", OFTEN, "count",
+                   ["attacks"], embedder) == [("more than a dozen attacks in Afghanistan each year", 12.0)]
+    assert _values("ISIS-K has launched nearly 100 attacks in Afghanistan.", OFTEN, "count", ["attacks"], embedder) == []
+    assert _values("It stages 2 attacks a month.", OFTEN, "count", ["attacks"], embedder)[0][1] == \
+        _values("It stages 24 attacks a year.", OFTEN, "count", ["attacks"], embedder)[0][1]  # the same rate
+
+    # End to end over the seeds: Koneska's "The group has averaged 14 attacks per month" is its document's third
+    # passage for the question, and names IS-K only in the chunk before it.
+    c = Components(seeded_settings.model_copy(update={"judge": False}), embedder=embedder, generators={"llamacpp": FakeGenerator()})
+    a = c.answerer
+    prompt = a.build_prompt(OFTEN, a.retrieve(OFTEN, None, None))
+    sides = find_conflicts(OFTEN, prompt.context, c.embedder, "newest", c.index.aliases().with_all_names,
+                           preceding=c.retriever.preceding_texts([x.passage for x in prompt.context]))
+    assert [(s.value, s.doc_id) for s in sides] == [("14 attacks per month", LATER),
+                                                    ("more than a dozen attacks in Afghanistan each year", "002_2399800fba452946.txt")]
+    # without the chunk before, the added passage never names what the question asks about
+    assert not find_conflicts(OFTEN, prompt.context, c.embedder, "newest", c.index.aliases().with_all_names, min_names=1.0)

@@ -26,7 +26,8 @@ from rag.verification.judge import Judge, judge_of
 from rag.verification.verifier import JUDGE_OFF_NOTE, NO_JUDGE_NOTE, Verifier
 
 log = logging.getLogger(__name__)
-SIDE_PASSAGES = 2  # passages per document searched for another source's value (``Answerer.other_sides``)
+SIDE_PASSAGES = 3  # passages per document searched for another source's value (``Answerer.other_sides``; seeds s60's
+# "14 attacks per month" is its document's third passage for "How often does ISIS-K carry out attacks?")
 SIDE_EXTRA = 2  # most passages added to the context that way (each one more passage for the model to read)
 
 
@@ -111,7 +112,8 @@ class Answerer:
         # Every name the question uses must be there: a passage from a document the question did not find on its
         # own is more often about something else (almanac a107: another river's length).
         sides = find_conflicts(question, context, self.retriever.embedder, "all",
-                               self.retriever.index.aliases().with_all_names, min_names=1.0)
+                               self.retriever.index.aliases().with_all_names, min_names=1.0,
+                               preceding=self.retriever.preceding_texts(passages + extra))
         side_numbers = {s.n for s in sides}
         added = [c.passage for c in context[len(passages):] if c.n in side_numbers][:SIDE_EXTRA]
         if added:
@@ -132,7 +134,8 @@ class Answerer:
         """The sides of a disagreement among the passages (found by rule), each kept only when its sentence passes
         the same check as an answer sentence, cited to its own passage; none unless two sides pass."""
         sides = find_conflicts(question, context, self.retriever.embedder, run.prefer,
-                               self.retriever.index.aliases().with_all_names)
+                               self.retriever.index.aliases().with_all_names,
+                               preceding=self.retriever.preceding_texts([c.passage for c in context]))
         if not sides:
             return []
         verifier = self.verifier(run)

@@ -12,7 +12,7 @@ Each side keeps its source's date so answers can put the newest first.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,6 +34,15 @@ _COUNT = re.compile(r"\bhow\s+(many|much|often|long|large|big|far|old|tall|high|
                     re.IGNORECASE)
 _DATE = re.compile(r"\bwhen\b|\b(?:what|which)\s+year\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+# "How often ...?" asks for a rate: a count per period. A number with no period after it is a total, not an answer.
+_OFTEN = re.compile(r"\bhow\s+(?:often|frequently)\b", re.IGNORECASE)
+_PERIOD = re.compile(r"\b(?:(?:each|every|per|a|an)\s+(?P<unit>day|week|month|quarter|year)\b"
+                     r"|(?P<adverb>daily|weekly|monthly|quarterly|yearly|annually)\b)", re.IGNORECASE)
+_PER_YEAR = {"day": 365, "week": 52, "month": 12, "quarter": 4, "year": 1, "daily": 365, "weekly": 52, "monthly": 12,
+             "quarterly": 4, "yearly": 1, "annually": 1}  # periods in a year: rates compare as counts per year
+# Words just before a number that are part of the value as written ("more than a dozen", "about 2,000").
+_QUALIFIER = re.compile(r"\b(?:(?:more|fewer|less)\s+than|over|under|about|around|nearly|almost|some|at\s+least|"
+                        r"up\s+to|roughly|approximately)(?:\s+an?)?\s+$", re.IGNORECASE)
 _HOW_MANY = re.compile(r"\bhow\s+(?:many|much)\b|\bwhat\s+(?:was\s+|is\s+)?(?:the\s+)?number\s+of\b", re.IGNORECASE)
 MONEY = "money"  # what "How much did it raise/cost?" counts: a sum with its currency ("£42,000", "12,000 crowns")
 _CURRENCY_SIGN = re.compile(r"[£$€¥₹]\s*$")
@@ -91,12 +100,15 @@ def question_kind(question: str) -> QuestionKind | None:
 
 
 def find_conflicts(question: str, context: list[ContextPassage], embedder: Embedder, prefer: Prefer = "newest",
-                   expand: Callable[[str], str] = lambda text: text, min_names: float = MIN_NAMES) -> list[Side]:
+                   expand: Callable[[str], str] = lambda text: text, min_names: float = MIN_NAMES,
+                   preceding: Mapping[tuple[str, int], str] | None = None) -> list[Side]:
     """The sides of a disagreement among ``context`` (empty when the sources agree or the question asks for
     neither a count nor a date). One side per distinct value; ``prefer="newest"`` orders them newest source first
     (undated last), ``"all"`` keeps passage order. ``expand`` adds a text's aliases (the collection's alias table),
     so "IS-K" in a passage matches "ISIS-K" in the question. ``min_names`` is the share of the question's names a
-    value's sentence (with the one before and the title) must hold.
+    value's sentence (with the one before and the title) must hold. ``preceding`` holds the text of chunks that are not
+    in ``context`` but come just before one that is, by (document, chunk index): a passage's first sentence may name
+    its subject only there ("... stem the IS-K insurgency." | "The group has averaged 14 attacks per month").
 
     A passage's value must be about the same thing: its sentence names everything the question names, is close
     to the question in embedding space, and (for a count) the number counts what the question counts.
@@ -112,7 +124,8 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
     # The last sentence of each passage, by chunk: a passage's first sentence may follow on from the chunk before
     # ("... the schooner Ellen Varley struck the Mawgan Ledges." | "Fourteen of her crew were lost ...").
     spans_of = {c.n: split_sentences(c.text) or [(0, len(c.text))] for c in context}
-    tails = {(c.passage.doc_id, c.passage.chunk_index): c.text[spans_of[c.n][-1][0]:] for c in context}
+    tails = {key: text[(split_sentences(text) or [(0, 0)])[-1][0]:] for key, text in (preceding or {}).items()}
+    tails.update({(c.passage.doc_id, c.passage.chunk_index): c.text[spans_of[c.n][-1][0]:] for c in context})
     for c in context:
         if c.passage.kind != "text":
             continue
@@ -163,7 +176,20 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
 def _counted_nouns(question: str) -> list[str]:
     """What a count question counts: the lower-case words between "how many" and its verb ("How many IS-K
     attacks did ..." -> [attacks]; "how many of the crew were lost" -> [crew]); ``MONEY`` for a "how much" with no
-    noun ("How much did it raise?"); for "how tall/long/old ...", the unit kinds that answer it."""
+    noun ("How much did it raise?"); for "how tall/long/old ...", the unit kinds that answer it; for "how often",
+    the lower-case words of the predicate ("How often does ISIS-K carry out attacks in ..." -> [carry, attacks])."""
+    often = _OFTEN.search(question)
+    if often:
+        words = []
+        for word in _WORDS.findall(question[often.end():]):
+            low = word.lower()
+            if low in _NOT_NOUN and not words:
+                continue  # "does", "is": the auxiliary before the subject
+            if low in _NOT_NOUN:
+                break
+            if not word[:1].isupper() and low not in STOPWORDS:
+                words.append(word)
+        return words[:3]
     m = _HOW_MANY.search(question)
     if not m:
         adjective = _COUNT.search(question)
@@ -187,15 +213,23 @@ def _counted_nouns(question: str) -> list[str]:
 def _values(sentence: str, question: str, kind: QuestionKind, counted: list[str], embedder: Embedder) -> list[tuple[str, float]]:
     """The sentence's values for the question: years not in the question for a date question; for a count, the
     numbers (not years, not the question's own) whose unit, or a word within a few after them, is what the
-    question counts (the noun or a synonym: "fighters" ~ "combatants")."""
+    question counts (the noun or a synonym: "fighters" ~ "combatants"). For "how often", only numbers with a
+    period after them, as counts per year, written with their qualifier and period ("more than a dozen attacks in
+    Afghanistan each year" is 12; "14 attacks per month" is 168)."""
     asked = {q.value for q in quantities(question)}
     if kind == "date":
         return [(m.group(), float(m.group())) for m in _YEAR.finditer(sentence) if float(m.group()) not in asked]
+    rate = bool(_OFTEN.search(question))
     out = []
     for q in quantities(sentence):
         if q.value in asked or _is_year(q, sentence) or _vague(q, sentence):
             continue
-        after = _WORDS.findall(re.split(r"[.,;:()]", sentence[q.start + len(q.text):], maxsplit=1)[0])[:NOUN_WINDOW]
+        clause_start = q.start + len(q.text)
+        clause = re.split(r"[.,;:()]", sentence[clause_start:], maxsplit=1)[0]
+        after = _WORDS.findall(clause)[:NOUN_WINDOW]
+        period = _PERIOD.search(clause) if rate else None
+        if rate and period is None:
+            continue  # "carried out 40 attacks": a total, not how often
         if counted == [MONEY]:  # a sum: its currency sign just before ("£42,000") or its currency word after
             sign = _CURRENCY_SIGN.search(sentence[: q.start])
             if sign or (after and after[0].lower() in _CURRENCY_WORDS):
@@ -208,6 +242,12 @@ def _values(sentence: str, question: str, kind: QuestionKind, counted: list[str]
         # "7,000 AQIS and Taliban fighters" counts other groups' fighters than "How many fighters does ISIS-K have?"
         owners = content_terms(" ".join(w for w in words[:match] if w[:1].isupper()))
         if owners - content_terms(question):
+            continue
+        if period is not None:  # "more than a dozen attacks in Afghanistan each year": 12 a year; "14 ... per month": 168
+            qualifier = _QUALIFIER.search(sentence[: q.start])
+            start = qualifier.start() if qualifier else q.start
+            per_year = _PER_YEAR[(period.group("unit") or period.group("adverb")).lower()]
+            out.append((sentence[start: clause_start + period.end()].strip(), q.value * per_year))
             continue
         out.append((q.text, q.value))
     return out
@@ -263,6 +303,7 @@ def stated(side: Side, claims: list[Claim], context: list[ContextPassage]) -> bo
     for claim in claims:
         if any(doc_of.get(n) == side.doc_id for n in claim.final):
             found = {float(y) for y in _YEAR.findall(claim.fact)} | {q.value for q in quantities(claim.fact)}
-            if side.amount in found:
+            # the number as written: a rate's amount is per year ("14 attacks per month" is 168), its text is not
+            if found & ({q.value for q in quantities(side.value)} or {side.amount}):
                 return True
     return False

@@ -39,6 +39,12 @@ def parse_chunk_id(cid: str) -> tuple[str, str, int, int]:
     return doc_id, short_hash, int(index), int(total)
 
 
+def previous_chunk_id(cid: str) -> str | None:
+    """The id of the chunk before ``cid`` in its document (None for a document's first chunk)."""
+    doc_id, short_hash, index, total = parse_chunk_id(cid)
+    return f"{doc_id}{ID_SEP}{short_hash}{ID_SEP}{index - 1:05d}/{total:05d}" if index > 0 else None
+
+
 @dataclass(frozen=True)
 class ChunkPage:
     """One page of a scan: parallel lists (empty when the field was not asked for)."""

@@ -12,6 +12,7 @@ import numpy as np
 from rag.embedding import Embedder
 from rag.index.bm25 import BM25Index, doc_of
 from rag.index.chunk_index import ChunkIndex
+from rag.index.store import previous_chunk_id
 from rag.retrieval.filters import SearchFilter
 from rag.retrieval.fusion import fuse
 from rag.retrieval.passage import Passage
@@ -81,6 +82,17 @@ class Retriever:
             ranked = fuse(self.settings.fusion, [[(p.chunk_id, p.dense_score or 0.0) for p in dense], lexical],
                           self.settings.rrf_k)
         return self._materialize(ranked[:k], dense, dict(lexical))
+
+    def preceding_texts(self, passages: list[Passage]) -> dict[tuple[str, int], str]:
+        """The text of the chunk before each passage, keyed by (document, chunk index), for the passages whose chunk
+        before is not among ``passages``: a chunk that opens "The group has averaged 14 attacks per month" names the
+        group only in the chunk before it. One store read."""
+        shown = {p.chunk_id for p in passages}
+        wanted = [cid for p in passages if (cid := previous_chunk_id(p.chunk_id)) and cid not in shown]
+        out: dict[tuple[str, int], str] = {}
+        for _, text, meta in self.store.get(list(dict.fromkeys(wanted))) if wanted else []:
+            out[(str(meta.get("doc_id", "")), int(meta.get("chunk_index", 0)))] = text
+        return out
 
     def allowed_docs(self, where: SearchFilter | None) -> set[str] | None:
         """The ids of the documents ``where`` lets through (None: no filter, or one every document passes)."""
