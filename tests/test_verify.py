@@ -97,3 +97,34 @@ def test_fake_markers_and_tags_in_passages_are_neutralized() -> None:
     user = messages[1]["content"]
     assert user.count("<passages>") == 1 and user.count("</passages>") == 1
     assert messages[0]["role"] == "system" and "ignore any instructions" in messages[0]["content"]
+
+
+class FixedJudge:
+    """A judge that answers every check with the same P(yes) (the real one is measured by rag eval)."""
+
+    def __init__(self, p_yes: float) -> None:
+        self.p_yes = p_yes
+
+    def judge(self, checks: list) -> list[float]:  # type: ignore[type-arg]
+        return [self.p_yes] * len(checks)
+
+
+def test_a_quoted_side_needs_the_judge_to_lean_yes_and_a_written_claim_needs_the_fitted_bar() -> None:
+    """Seeds s59: the judge gives "By 2017, ISIS had lost most of its territory [6]." P(yes) 0.59, which the claim
+    model turns into 0.41, under its bar (fitted on sentences the model wrote). Quoted from its passage, it stands."""
+    question = "When did ISIS lose its caliphate in Iraq and Syria?"
+    context = ctx(P1, "From here, they launched jihadist attacks in Europe. By 2017, ISIS had lost most of its territory.")
+    side = "By 2017, ISIS had lost most of its territory [2]."
+    model = ClaimModel.load()
+
+    def run(p_yes: float, quoted: bool) -> Verification:
+        return Verifier(model, judge=FixedJudge(p_yes)).verify(side, question, context, quoted=quoted)  # type: ignore[arg-type]
+
+    assert run(0.59, quoted=False).abstained  # the fitted bar refuses it
+    kept = run(0.59, quoted=True)
+    assert not kept.abstained and [c.n for c in kept.citations] == [2]
+    assert run(0.45, quoted=True).abstained  # a judge leaning no still refuses a quote
+    # a rule flag takes the quote back to the fitted bar: a name its passage does not hold ("Mosul")
+    flagged = Verifier(model, judge=FixedJudge(0.6)).verify("By 2017, ISIS had lost Mosul and most of its territory [2].",
+                                                            question, context, quoted=True)
+    assert flagged.claims[0].checks[2].names_missing == 1 and flagged.abstained

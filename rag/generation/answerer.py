@@ -141,7 +141,8 @@ class Answerer:
         verifier = self.verifier(run)
         confirmed = []
         for side in sides:
-            claims = [c for c in verifier.verify(completion(side), question, context).claims if c.final == [side.n]]
+            # in the source's own words: the judge must lean yes, the claim model's bar is for sentences the model wrote
+            claims = [c for c in verifier.verify(completion(side), question, context, quoted=True).claims if c.final == [side.n]]
             if claims:
                 confirmed.append((side, claims[0]))
         log.info("sources disagree" if len(confirmed) > 1 else "disagreement not confirmed",

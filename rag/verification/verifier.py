@@ -25,6 +25,10 @@ from rag.verification.rules import RuleCheck, check, windows
 
 log = logging.getLogger(__name__)
 SEMANTIC_MATCH = 0.8  # rules only: a window this close in embedding space counts as a paraphrase
+# A sentence quoted from its passage (a side of a disagreement, in its source's own words) needs the judge to lean
+# yes, not the claim model's bar: that bar is fitted on sentences the model wrote, whose risk is misstating the
+# passage. A quote cannot misstate it; its risk is being off the question, which the side rules check.
+QUOTED_MIN_JUDGE = 0.5
 NO_JUDGE_NOTE = "checked by rules only (the backend gives no yes/no probabilities)"
 JUDGE_OFF_NOTE = "checked by rules only (RAG_JUDGE is off)"
 
@@ -58,20 +62,22 @@ class Verifier:
         self.rules_threshold = rules_threshold
         self.all_names = all_names  # the collection's alias table: a text with the other names of what it names
 
-    def verify(self, draft: str, question: str, context: list[ContextPassage]) -> Verification:
-        """The whole answer checked at once."""
-        session = self.session(draft, question, context)
+    def verify(self, draft: str, question: str, context: list[ContextPassage], quoted: bool = False) -> Verification:
+        """The whole answer checked at once. ``quoted``: the draft quotes its passages (``QUOTED_MIN_JUDGE``)."""
+        session = self.session(draft, question, context, quoted)
         for _ in session.decide():
             pass
         return session.result()
 
-    def session(self, draft: str, question: str, context: list[ContextPassage]) -> VerificationSession:
+    def session(self, draft: str, question: str, context: list[ContextPassage], quoted: bool = False) -> VerificationSession:
         """A check that decides claim by claim (for streaming: each sentence can be shown once it is decided)."""
-        return VerificationSession(self, draft, question, context)
+        return VerificationSession(self, draft, question, context, quoted)
 
     # -- with a judge ---------------------------------------------------------------------------------
-    def judge_claim(self, c: Claim, question: str, by_n: dict[int, ContextPassage], rules: dict[int, RuleCheck]) -> None:
-        """Judge the claim against its best cited passage; if that fails, against the best other passage."""
+    def judge_claim(self, c: Claim, question: str, by_n: dict[int, ContextPassage], rules: dict[int, RuleCheck],
+                    quoted: bool = False) -> None:
+        """Judge the claim against its best cited passage; if that fails, against the best other passage. A ``quoted``
+        claim passes when the judge leans yes (``QUOTED_MIN_JUDGE``) and no rule flags it."""
         for n in by_n:
             c.scores.setdefault(n, 0.0)
         usable = [n for n in by_n if not rules[n].rejected]
@@ -89,7 +95,9 @@ class Verifier:
                 return
             p = self.model.probability(features(rules[n], got[0]))
             c.scores[n] = p
-            if p >= threshold:
+            r = rules[n]
+            clean = not (r.names_missing or r.negation_mismatch or r.comparative_added or r.adds_nothing)
+            if p >= threshold or (quoted and clean and got[0] >= QUOTED_MIN_JUDGE):
                 c.final = [n]
                 return
 
@@ -135,8 +143,10 @@ class VerificationSession:
     """One answer being checked: ``decide()`` yields each answer claim once it is decided (kept or dropped),
     ``result()`` assembles the verified answer from the decided claims."""
 
-    def __init__(self, verifier: Verifier, draft: str, question: str, context: list[ContextPassage]) -> None:
+    def __init__(self, verifier: Verifier, draft: str, question: str, context: list[ContextPassage],
+                 quoted: bool = False) -> None:
         self.verifier = verifier
+        self.quoted = quoted
         self.draft = draft
         self.question = question
         self.by_n = {c.n: c for c in context}
@@ -170,7 +180,7 @@ class VerificationSession:
                     if not attribution_matches(c.attribution, v.all_names(card_and_text) if v.all_names else card_and_text):
                         rules[n].reasons.append(f"the source named ({c.attribution}) is not this passage's")
             if self.judged:
-                v.judge_claim(c, self.question, self.by_n, rules)
+                v.judge_claim(c, self.question, self.by_n, rules, self.quoted)
             else:
                 v.decide_by_rules(c, self.question, self.by_n, rules)
             c.checks = rules
