@@ -245,3 +245,19 @@ def test_how_often_compares_counts_per_period_and_reads_the_subject_from_the_chu
                                                     ("more than a dozen attacks in Afghanistan each year", "002_2399800fba452946.txt")]
     # without the chunk before, the added passage never names what the question asks about
     assert not find_conflicts(OFTEN, prompt.context, c.embedder, "newest", c.index.aliases().with_all_names, min_names=1.0)
+
+
+def test_a_count_for_another_actors_event_is_not_a_side(embedder: Embedder) -> None:
+    """Seeds s62/s63 (unanswerable): the Taliban attack's 35 dead is not a value for an ISIS-K bombing or an ISIS
+    attack; a name the question uses, or one inside a compound ("the anti-Taliban group"), is no other actor."""
+    from rag.generation.conflicts import _other_actor
+
+    def same(text: str) -> str:
+        return text
+
+    taliban = "Also in July, 35 people were killed in a Taliban attack on government workers in Kabul."
+    assert _other_actor(taliban, "How many people were killed in the ISIS-K bombing of Kabul airport?", same, embedder)
+    assert _other_actor(taliban, "How many people died in the ISIS attack on the Iraqi Embassy in Kabul?", same, embedder)
+    assert not _other_actor(taliban, "How many people died in the Taliban attack on government workers?", same, embedder)
+    anti = "IS-K is now the most active anti-Taliban group in Afghanistan, estimated to number around 4,000 combatants."
+    assert not _other_actor(anti, "How many fighters does the group have in Afghanistan?", same, embedder)

@@ -66,6 +66,10 @@ MIN_RELEVANCE = 0.45  # cosine of question and sentence: below it the sentence i
 SAME_NOUN = 0.6  # cosine of two nouns that count the same thing ("fighters" ~ "combatants" 0.75; ~ "attacks" 0.48)
 MIN_NAMES = 0.5  # share of the question's names the sentence (with the one before) must hold
 NOUN_WINDOW = 4  # words after a number in which the counted noun must appear ("around 4,000 combatants")
+SAME_EVENT = 0.5  # cosine of an event noun of the sentence and one of the question ("attack" ~ "bombing" 0.55)
+# "a Taliban attack", "the ISIS-K bombing": a name right before a lower-case word names who did it ("the
+# anti-Taliban group" does not name the Taliban as the group)
+_ACTOR_EVENT = re.compile(r"(?<![\w-])([A-Z][\w'’-]*)\s+([a-z][a-z-]+)\b")
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
             before = tails.get((c.passage.doc_id, c.passage.chunk_index - 1), "") if i == 0 else ""
             terms = content_terms(expand(f"{c.passage.title}\n{before}\n{c.text[spans[max(i - 1, 0)][0]:end]}"))
             if sum(term_in(t, terms, {root(x) for x in terms}) for t in wanted) < min_names * len(wanted):
+                continue
+            if _other_actor(sentence, question, expand, embedder):
                 continue
             found = _values(sentence, question, kind, counted, embedder)
             # "1,310 passengers: 104 in first class, 236 ..." is a breakdown; "1,312 houses ... but a pamphlet
@@ -251,6 +257,23 @@ def _values(sentence: str, question: str, kind: QuestionKind, counted: list[str]
             continue
         out.append((q.text, q.value))
     return out
+
+
+def _other_actor(sentence: str, question: str, expand: Callable[[str], str], embedder: Embedder) -> bool:
+    """The sentence counts another actor's event: "35 people were killed in a Taliban attack" is not about "the ISIS-K
+    bombing of Kabul airport". True when a name the question does not use (with its aliases) stands right before a
+    word close to one of the question's own lower-case words ("attack" ~ "bombing")."""
+    asked = content_terms(expand(question))
+    events = [w for w in _WORDS.findall(question) if w.islower() and w not in STOPWORDS and w not in _NOT_NOUN]
+    if not events:
+        return False
+    for actor, noun in _ACTOR_EVENT.findall(sentence):
+        if noun in STOPWORDS or noun in _NOT_NOUN or content_terms(expand(actor)) <= asked:
+            continue
+        vectors = embedder.embed_cached([noun, *events])
+        if float(np.max(vectors[1:] @ vectors[0])) >= SAME_EVENT:
+            return True
+    return False
 
 
 def _vague(q: Quantity, sentence: str) -> bool:
