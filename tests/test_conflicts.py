@@ -85,6 +85,27 @@ def test_one_sided_answer_gets_the_other_source_cited_with_its_date(mini: Callab
     assert "The passages disagree" in fake.prompts[0].messages[-1]["content"]
 
 
+def test_the_sides_pass_the_confidence_gate_together(mini_data: Path, embedder: Embedder) -> None:
+    """The gate reads the share of the answer kept: gated one by one, each side of a two-sided answer was half of
+    it, fell under the gate, and the default settings turned every disagreement into an abstention (mini m40)."""
+    def both(prompt: object) -> str:
+        ctx = prompt.context  # type: ignore[attr-defined]
+        new = next(c.n for c in ctx if c.passage.doc_id == GUIDE and "29 metres" in c.text)
+        old = next(c.n for c in ctx if c.passage.doc_id == ARTICLE and "27 metres" in c.text)
+        return f"The lighthouse is 29 metres tall [{new}]. The finished tower stands 27 metres tall [{old}]."
+
+    def answer(gate: float):  # type: ignore[no-untyped-def]
+        settings = make_settings(mini_data, judge=False, min_confidence=gate)
+        return Components(settings, embedder=embedder, generators={"llamacpp": FakeGenerator([both])}).answerer.run(TALL).answer()
+
+    whole = answer(0.0)
+    assert len(whole.conflicts) == 2
+    gated = answer(whole.confidence - 0.01)  # under the whole answer's confidence, above either half's
+    assert not gated.abstained, gated.notes
+    assert "29 metres" in gated.answer and "27 metres" in gated.answer and len(gated.conflicts) == 2
+    assert answer(whole.confidence + 0.01).abstained  # above the whole answer's: still gated
+
+
 def test_prefer_all_keeps_passage_order(mini: Callable[..., Components]) -> None:
     fake = FakeGenerator([cite("27 metres", "The tower stands 27 metres tall [{n}].")])
     run = mini(fake).answerer.run(TALL, prefer="all")

@@ -75,28 +75,34 @@ class AnswerCheck:
             after the model's claims are kept): an answer that gives one side gets the others, each cited, and so
             does an answer whose own sentences all failed. An abstaining model is left alone."""
             yield from (claim for claim in session.decide() if claim.final)
-            if kept or not session.model_abstained:
-                yield from (claim for side, claim in self.sides if not stated(side, kept, self.prompt.context))
+            if kept or held or not session.model_abstained:
+                shown = kept + [claim for _, claim in held]
+                yield from (claim for side, claim in self.sides if not stated(side, shown, self.prompt.context))
 
         # Sentences that state a side of a disagreement are shown together once all are decided, in the sides'
         # order (newest source first with prefer=newest, passage order with prefer=all), whatever order the model
         # wrote them in; an added side would otherwise always come last.
+        # The confidence gate reads the share of the answer kept so far, so the sides are gated together, as the
+        # answer they make: gated one by one, each of a two-sided answer was half of it and fell under the gate.
         held: list[tuple[int, Claim]] = []
         for claim in candidates():
+            side = self._side_of(claim)
+            if side is not None:
+                held.append((side, claim))
+                continue
             if self._confidence(kept + [claim], session.claims, session.judged, False) < self.min_confidence:
                 gated = True
                 continue
             kept.append(claim)
-            side = self._side_of(claim)
-            if side is None:
-                yield sentence(claim)
-            else:
-                held.append((side, claim))
+            yield sentence(claim)
         if held:
             ordered = [claim for _, claim in sorted(held, key=lambda x: x[0])]
-            kept = [c for c in kept if not any(c is h for _, h in held)] + ordered
-            for claim in ordered:
-                yield sentence(claim)
+            if self._confidence(kept + ordered, session.claims, session.judged, False) < self.min_confidence:
+                gated = True
+            else:
+                kept += ordered
+                for claim in ordered:
+                    yield sentence(claim)
         verification = session.result(kept)
         rescued = False
         if verification.abstained and self.rescue_score is not None and not content_terms(strip_citations(self.draft)):
