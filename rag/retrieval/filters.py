@@ -17,7 +17,7 @@ from typing import Any
 
 from rag.errors import InvalidFilter
 from rag.index.catalog import Catalog
-from rag.ingestion.metadata import AUTHOR_SEP, USER_PREFIX, PartialDate, normalize_key, parse_date
+from rag.ingestion.metadata import USER_PREFIX, PartialDate, normalize_key, parse_date
 from rag.text import fold
 
 DOC_KEYS = ("doc", "docs", "doc_id", "doc_ids")
