@@ -19,7 +19,7 @@ def _rows(path: Path) -> list[str]:
         return fh.read().splitlines()
 
 
-@pytest.mark.slow  # runs `rag` 6 times in fresh processes (~10 s each: torch and the embedding model load every time)
+@pytest.mark.slow  # runs `rag` 8 times in fresh processes (~10 s each: torch and the embedding model load every time)
 def test_export_import_round_trip(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     assert run_cli(["ingest", str(SEEDS)], src).returncode == 0
@@ -39,10 +39,15 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
         assert max(abs(p - q) for p, q in zip(rx["embedding"], ry["embedding"], strict=True)) < 1e-6
     row = json.loads(a[1])
     assert len(row["embedding"]) == 384 and row["metadata"]["doc_id"] and row["text"]
-    # the restored index answers queries (dense and BM25, which import rebuilt)
+    # the restored index answers queries as the original does (dense, and BM25, which import rebuilt)
     for mode in ("dense", "bm25"):
-        found = run_cli(["search", "Who has led ISIS-K since 2020?", "-k", "1", "--mode", mode], dst)
-        assert "Muhajir" in found.stdout, (mode, found.stderr)
+        found = {}
+        for name, data in (("src", src), ("dst", dst)):
+            res = run_cli(["search", "Who has led ISIS-K since 2020?", "-k", "5", "--mode", mode, "--json"], data)
+            assert res.returncode == 0, (mode, name, res.stderr)
+            found[name] = [(p["chunk_id"], p["score"]) for p in json.loads(res.stdout)]
+        assert [c for c, _ in found["src"]] == [c for c, _ in found["dst"]] and len(found["dst"]) == 5, mode
+        assert [x for _, x in found["src"]] == pytest.approx([x for _, x in found["dst"]], abs=1e-5), mode
 
 
 @pytest.mark.slow  # runs `rag` 7 times in fresh processes (~10 s each: torch and the embedding model load every time)
