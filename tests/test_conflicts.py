@@ -261,7 +261,7 @@ def test_how_often_compares_counts_per_period_and_reads_the_subject_from_the_chu
     a = c.answerer
     prompt = a.build_prompt(OFTEN, a.retrieve(OFTEN, None, None))
     sides = find_conflicts(OFTEN, prompt.context, c.embedder, "newest", c.index.aliases().with_all_names,
-                           preceding=c.retriever.preceding_texts([x.passage for x in prompt.context]))
+                           preceding=lambda: c.retriever.preceding_texts([x.passage for x in prompt.context]))
     assert [(s.value, s.doc_id) for s in sides] == [("14 attacks per month", LATER),
                                                     ("more than a dozen attacks in Afghanistan each year", "002_2399800fba452946.txt")]
     # without the chunk before, the added passage never names what the question asks about

@@ -113,7 +113,7 @@ class Answerer:
         # own is more often about something else (almanac a107: another river's length).
         sides = find_conflicts(question, context, self.retriever.embedder, "all",
                                self.retriever.index.aliases().with_all_names, min_names=1.0,
-                               preceding=self.retriever.preceding_texts(passages + extra))
+                               preceding=lambda: self.retriever.preceding_texts(passages + extra))
         side_numbers = {s.n for s in sides}
         added = [c.passage for c in context[len(passages):] if c.n in side_numbers][:SIDE_EXTRA]
         if added:
@@ -135,7 +135,7 @@ class Answerer:
         the same check as an answer sentence, cited to its own passage; none unless two sides pass."""
         sides = find_conflicts(question, context, self.retriever.embedder, run.prefer,
                                self.retriever.index.aliases().with_all_names,
-                               preceding=self.retriever.preceding_texts([c.passage for c in context]))
+                               preceding=lambda: self.retriever.preceding_texts([c.passage for c in context]))
         if not sides:
             return []
         verifier = self.verifier(run)

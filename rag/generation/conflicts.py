@@ -105,14 +105,15 @@ def question_kind(question: str) -> QuestionKind | None:
 
 def find_conflicts(question: str, context: list[ContextPassage], embedder: Embedder, prefer: Prefer = "newest",
                    expand: Callable[[str], str] = lambda text: text, min_names: float = MIN_NAMES,
-                   preceding: Mapping[tuple[str, int], str] | None = None) -> list[Side]:
+                   preceding: Callable[[], Mapping[tuple[str, int], str]] | None = None) -> list[Side]:
     """The sides of a disagreement among ``context`` (empty when the sources agree or the question asks for
     neither a count nor a date). One side per distinct value; ``prefer="newest"`` orders them newest source first
     (undated last), ``"all"`` keeps passage order. ``expand`` adds a text's aliases (the collection's alias table),
     so "IS-K" in a passage matches "ISIS-K" in the question. ``min_names`` is the share of the question's names a
-    value's sentence (with the one before and the title) must hold. ``preceding`` holds the text of chunks that are not
+    value's sentence (with the one before and the title) must hold. ``preceding`` gives the text of chunks that are not
     in ``context`` but come just before one that is, by (document, chunk index): a passage's first sentence may name
-    its subject only there ("... stem the IS-K insurgency." | "The group has averaged 14 attacks per month").
+    its subject only there ("... stem the IS-K insurgency." | "The group has averaged 14 attacks per month"). It is
+    called only for a question that can have sides (it reads the store).
 
     A passage's value must be about the same thing: its sentence names everything the question names, is close
     to the question in embedding space, and (for a count) the number counts what the question counts.
@@ -128,7 +129,8 @@ def find_conflicts(question: str, context: list[ContextPassage], embedder: Embed
     # The last sentence of each passage, by chunk: a passage's first sentence may follow on from the chunk before
     # ("... the schooner Ellen Varley struck the Mawgan Ledges." | "Fourteen of her crew were lost ...").
     spans_of = {c.n: split_sentences(c.text) or [(0, len(c.text))] for c in context}
-    tails = {key: text[(split_sentences(text) or [(0, 0)])[-1][0]:] for key, text in (preceding or {}).items()}
+    before_context = preceding() if preceding else {}
+    tails = {key: text[(split_sentences(text) or [(0, 0)])[-1][0]:] for key, text in before_context.items()}
     tails.update({(c.passage.doc_id, c.passage.chunk_index): c.text[spans_of[c.n][-1][0]:] for c in context})
     for c in context:
         if c.passage.kind != "text":

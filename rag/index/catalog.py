@@ -34,7 +34,7 @@ class Catalog:
     @cached_property
     def doc_ids(self) -> frozenset[str]:
         """Every document id."""
-        return frozenset(str(c.get("doc_id", "")) for c in self.cards)
+        return frozenset(self.ids)
 
     @cached_property
     def ids(self) -> tuple[str, ...]:

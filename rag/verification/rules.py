@@ -110,6 +110,9 @@ def check(claim: str, question: str, passage: str, title: str = "",
     # about ISIS-K's leader. The whole passage, not the window, so "it has been led by ..." keeps its antecedent.
     own = content_terms(named(passage))
     off_topic = bool(question_terms) and not _share(question_terms, own, {root(t) for t in own})
+    # The question's numbers that the passage's document states (the same for every window)
+    premise = ({q.value for q in quantities(question)} - {q.value for q in missing_quantities(question, document)}
+               if document else set())
     for window in windows(passage):
         terms = content_terms(named(window)) | title_terms
         roots = {root(t) for t in terms}
@@ -118,11 +121,7 @@ def check(claim: str, question: str, passage: str, title: str = "",
             result.reasons.append("no content: it only points at the passages")
         if off_topic:
             result.reasons.append("off topic: the passage shares no word with the question")
-        missing_q = missing_quantities(claim, f"{title}\n{window}")
-        if missing_q and document:
-            premise = missing_quantities(question, document)  # the question's numbers the document does not state
-            asked = {q.value for q in quantities(question)} - {q.value for q in premise}
-            missing_q = [q for q in missing_q if q.value not in asked]
+        missing_q = [q for q in missing_quantities(claim, f"{title}\n{window}") if q.value not in premise]
         if missing_q and not _APPROXIMATE.search(claim):  # "more than ten years" may rest on "twelve years"
             result.reasons.append(f"quantity not in the passage: {', '.join(q.text for q in missing_q)}")
         result.names_missing = sum(not term_in(n, terms, roots) for n in claim_names)
