@@ -55,6 +55,21 @@ def test_an_added_side_keeps_its_names_capitalised() -> None:
     assert completion(side("The tower stands 27 metres tall.")).startswith("According to Oakley (2004), the tower")
 
 
+def test_a_long_side_is_quoted_from_the_clause_that_states_its_value() -> None:
+    """mini m41: the whole sentence is about a museum, and the judge doubted it answers "How many of the crew were
+    lost" (P(yes) 0.48, under the quoted bar); the cut quote keeps the ship a relative clause hangs on."""
+    museum = ("The keepers' cottages now hold a small museum run by the Kellsmouth Heritage Trust, where the Trenwith "
+              "logbooks are shown beside an account of the schooner Ellen Varley, which struck the Mawgan Ledges in fog "
+              "in 1887 with the loss of sixteen of her crew.")
+    added = completion(Side("sixteen", 16.0, 1, GUIDE, "Guide", "Tamsin Roskilly", "2024-05-01", museum))
+    assert added == ("According to Roskilly (2024-05-01), … the schooner Ellen Varley, which struck the Mawgan Ledges "
+                     "in fog in 1887 with the loss of sixteen of her crew [1].")
+    # short sentences are quoted whole, and a spelled-out number that opens one is not a name
+    short = completion(Side("Fourteen", 14.0, 3, ARTICLE, "Lighthouse", "Maren Oakley", "2004",
+                            "Fourteen of her crew were lost and only five survived, rescued by local pilot gigs."))
+    assert short == "According to Oakley (2004), fourteen of her crew were lost and only five survived, rescued by local pilot gigs [3]."
+
+
 def test_question_kinds() -> None:
     assert question_kind("How many arches does the viaduct have?") == "count"
     assert question_kind("How tall is the lighthouse?") == "count"
