@@ -34,6 +34,8 @@ def _fit(rows: list[dict[str, Any]]) -> Logistic:
     from sklearn.linear_model import LogisticRegression
 
     labels = [ok(r) for r in rows]
+    if not labels:  # no rows of this kind (dev runs where nothing abstained): no information, 0.5
+        return Logistic({}, 0.0)
     if len(set(labels)) < 2:  # all right or all wrong: a constant model
         rate = sum(labels) / len(labels)
         return Logistic({}, _logit(min(max(rate, 0.01), 0.99)))
