@@ -90,7 +90,10 @@ class AnswerCheck:
             if side is not None:
                 held.append((side, claim))
                 continue
-            if self._confidence(kept + [claim], session.claims, session.judged, False) < self.min_confidence:
+            # The share kept is of the sentences decided so far: against the whole draft, the first of two good
+            # sentences was half an answer and fell under the gate, then so did the second (mini m28 and m30,
+            # right author answers, became abstentions under the default gate).
+            if self._confidence(kept + [claim], session.decided, session.judged, False) < self.min_confidence:
                 gated = True
                 continue
             kept.append(claim)
