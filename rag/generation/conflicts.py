@@ -67,13 +67,13 @@ SAME_NOUN = 0.6  # cosine of two nouns that count the same thing ("fighters" ~ "
 MIN_NAMES = 0.5  # share of the question's names the sentence (with the one before) must hold
 NOUN_WINDOW = 4  # words after a number in which the counted noun must appear ("around 4,000 combatants")
 SAME_EVENT = 0.5  # cosine of an event noun of the sentence and one of the question ("attack" ~ "bombing" 0.55)
-# "a Taliban attack", "the ISIS-K bombing": a name right before a lower-case word names who did it ("the
-# anti-Taliban group" does not name the Taliban as the group)
 # Quoting a side: a sentence longer than QUOTE_WORDS words is cut to the clause that states the value
 QUOTE_WORDS = 30
 _CLAUSE = re.compile(r"[,;:]\s+")  # a clause boundary ("1,312" is none)
 _RELATIVE = frozenset({"which", "who", "whom", "whose", "where", "when"})
 _DETERMINER = re.compile(r"\b(?:the|a|an|its|his|her|their|this|that|these|those)\s", re.IGNORECASE)
+# "a Taliban attack", "the ISIS-K bombing": a name right before a lower-case word names who did it ("the
+# anti-Taliban group" does not name the Taliban as the group)
 _ACTOR_EVENT = re.compile(r"(?<![\w-])([A-Z][\w'’-]*)\s+([a-z][a-z-]+)\b")
 
 
