@@ -100,7 +100,7 @@ class AnswerCheck:
             yield sentence(claim)
         if held:
             ordered = [claim for _, claim in sorted(held, key=lambda x: x[0])]
-            if self._confidence(kept + ordered, session.claims, session.judged, False) < self.min_confidence:
+            if self._confidence(kept + ordered, session.decided, session.judged, False) < self.min_confidence:
                 gated = True
             else:
                 kept += ordered
