@@ -64,7 +64,7 @@ class CachedJudge:
 
     def _key(self, check: Check) -> str:
         # The instruction and examples are part of the key: a changed judge prompt must ask the model again.
-        raw = json.dumps([self.model_key, prefix_messages(), check.title, check.passage, check.question, check.claim])
+        raw = json.dumps([self.model_key, prefix_messages(answers=check.claim is None), check.title, check.passage, check.question, check.claim])
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def judge(self, checks: list[Check]) -> list[float] | None:

@@ -20,7 +20,7 @@ from rag.generation.prompt import ContextPassage
 from rag.retrieval import Passage
 from rag.text import content_terms, strip_citations
 from rag.verification.claims import Claim, is_abstention
-from rag.verification.confidence import ConfidenceModel
+from rag.verification.confidence import UNJUDGED, ConfidenceModel
 from rag.verification.rules import coverage
 from rag.verification.verifier import Verification, Verifier, best_sentence, sentence
 
@@ -160,6 +160,7 @@ class AnswerCheck:
             "extractive_agrees": float(extract_n in finals),
             "extractive_score": score,
             "kept_share": len(kept) / max(len(answer_claims), 1),
+            "answerable": min((c.answerable for c in kept if c.answerable is not None), default=UNJUDGED),
         }
 
     def _closest_passage(self, verification: Verification) -> Verification:

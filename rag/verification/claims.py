@@ -50,6 +50,7 @@ class Claim:
     scores: dict[int, float] = field(default_factory=dict)  # passage number -> probability that it supports the claim
     notes: list[str] = field(default_factory=list)
     checks: dict[int, RuleCheck] = field(default_factory=dict)  # passage number -> rule features
+    answerable: float | None = None  # the judge's P(yes) that its supporting window answers the question (None: not judged)
 
     @property
     def supported(self) -> bool:

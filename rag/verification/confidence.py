@@ -2,7 +2,8 @@
 
 Signals: the weakest kept claim's support probability, whether a judge checked it, retrieval (the top
 dense score and its margin over the next), how much of the question the supporting window covers, whether
-the extractive answer points at the same sentence, and the share of the draft that survived. Two small
+the extractive answer points at the same sentence, the share of the draft that survived, and the judge's
+weakest P(yes) that a kept sentence's window answers the question as asked. Two small
 logistic models turn them into a probability: one for answers (P(the answer is right)) and one for
 abstentions (P(the documents really do not answer)). They are fitted on dev questions only
 (``rag eval --fit-confidence``) and stored in ``models/confidence.json`` with the fit data's hash.
@@ -19,7 +20,8 @@ from rag.verification.claim_model import Logistic
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "confidence.json"
 SIGNALS = ("support", "judged", "retrieval_top", "retrieval_margin", "question_coverage", "extractive_agrees",
-           "extractive_score", "kept_share")
+           "extractive_score", "kept_share", "answerable")
+UNJUDGED = 0.5  # "answerable" when no judge read the window (rules only, or no sentence kept): neither yes nor no
 
 
 @dataclass

@@ -5,6 +5,12 @@ answer is read from the next-token probabilities of "yes" and "no": P(yes) / (P(
 instruction with worked examples from a clearly invented domain comes first, so backends can keep it
 cached (llama.cpp restores it from a saved state; servers with prompt caching reuse it) and only the
 passage, question and claim are new for each check.
+
+A check without a claim asks the other question: "does this passage answer this question, as asked?" It
+reads the passage against the question alone, so it is not swayed by a fluent answer that restates the
+question around a number from another event (seeds s62: "38 people were killed in the ISIS-K bombing of
+Kabul airport", P(yes) 0.93 against a passage on a hospital attack). On the dev rows of three collections it
+ranked right answers above wrong ones better than the claim check (AUROC 0.82 against 0.76).
 """
 
 from __future__ import annotations
@@ -35,6 +41,23 @@ EXAMPLES = [
     (_ENGINE, "How heavy was the Pelham engine?", "It weighed 2 t.", "yes"),
     (_BRIDGE, "Is the Morrow Bridge still open to traffic?", "No, it was closed to traffic in 1968.", "yes"),
 ]
+ANSWERS_SYSTEM = "You are a strict reader. You decide whether a passage answers a question."
+# (passage, question, verdict): questions the passage answers, and near misses it does not (another date, person,
+# quantity or qualifier than the one asked for; a reason it never gives).
+ANSWERS_EXAMPLES = [
+    (_BRIDGE, "When did the Morrow Bridge open?", "yes"),
+    (_BRIDGE, "Who designed the Morrow Bridge?", "no"),
+    (_ORCHARD, "Who laid out the orchard?", "yes"),
+    (_OBSERVATORY, "When was the observatory founded?", "no"),
+    (_FESTIVAL, "How many people attended the festival in 2019?", "yes"),
+    (_FESTIVAL, "How many people attended the festival in 2021?", "no"),
+    (_ENGINE, "How fast could the Pelham engine run?", "no"),
+    (_OBSERVATORY, "Who has directed the observatory since 2004?", "yes"),
+    (_ENGINE, "How powerful was the Pelham engine?", "yes"),
+    (_BRIDGE, "How many cars crossed the bridge each day before it closed?", "no"),
+    (_ORCHARD, "Why did the monks of St Aldhelm plant the orchard?", "no"),
+    (_OBSERVATORY, "Which university did Dr. Varga study at?", "no"),
+]
 YES_WORDS = ("yes", "Yes", " yes", " Yes", "YES")
 NO_WORDS = ("no", "No", " no", " No", "NO")
 
@@ -46,16 +69,25 @@ class Check:
     title: str
     passage: str
     question: str
-    claim: str
+    claim: str | None = None  # None: does the passage answer the question at all (no answer is proposed)
 
 
-def ask(title: str, passage: str, question: str, claim: str) -> str:
+def ask(title: str, passage: str, question: str, claim: str | None = None) -> str:
+    if claim is None:
+        return (f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}\n\n"
+                "Does the passage answer this question, as asked? Reply yes or no.")
     return (f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}\nProposed answer: {claim}\n\n"
             "Does the passage state this answer to the question, with nothing added or changed? Reply yes or no.")
 
 
-def prefix_messages() -> list[dict[str, str]]:
-    """The fixed part: instruction and worked examples (the same for every check, so it can stay cached)."""
+def prefix_messages(answers: bool = False) -> list[dict[str, str]]:
+    """The fixed part: instruction and worked examples (the same for every check of a kind, so it can stay cached).
+    ``answers``: the prefix of the checks without a claim."""
+    if answers:
+        messages = [{"role": "system", "content": ANSWERS_SYSTEM}]
+        for (title, passage), question, verdict in ANSWERS_EXAMPLES:
+            messages += [{"role": "user", "content": ask(title, passage, question)}, {"role": "assistant", "content": verdict}]
+        return messages
     messages = [{"role": "system", "content": SYSTEM}]
     for (title, passage), question, claim, verdict in EXAMPLES:
         messages += [{"role": "user", "content": ask(title, passage, question, claim)},
@@ -64,7 +96,14 @@ def prefix_messages() -> list[dict[str, str]]:
 
 
 def check_messages(check: Check) -> list[dict[str, str]]:
-    return [*prefix_messages(), {"role": "user", "content": ask(check.title, check.passage, check.question, check.claim)}]
+    return [*prefix_messages(answers=check.claim is None),
+            {"role": "user", "content": ask(check.title, check.passage, check.question, check.claim)}]
+
+
+def fixed_parts() -> list[tuple[list[dict[str, str]], list[dict[str, str]]]]:
+    """For each kind of check, two checks that differ only after the fixed part (a backend caches what they share)."""
+    return [(check_messages(Check("a", "b", "c", "d")), check_messages(Check("w", "x", "y", "z"))),
+            (check_messages(Check("a", "b", "c")), check_messages(Check("w", "x", "y")))]
 
 
 class Judge(Protocol):

@@ -77,7 +77,8 @@ class Verifier:
     def judge_claim(self, c: Claim, question: str, by_n: dict[int, ContextPassage], rules: dict[int, RuleCheck],
                     quoted: bool = False) -> None:
         """Judge the claim against its best cited passage; if that fails, against the best other passage. A ``quoted``
-        claim passes when the judge leans yes (``QUOTED_MIN_JUDGE``) and no rule flags it."""
+        claim passes when the judge leans yes (``QUOTED_MIN_JUDGE``) and no rule flags it. A kept claim's window is
+        then judged against the question alone (``Claim.answerable``)."""
         for n in by_n:
             c.scores.setdefault(n, 0.0)
         usable = [n for n in by_n if not rules[n].rejected]
@@ -99,6 +100,9 @@ class Verifier:
             clean = not (r.names_missing or r.negation_mismatch or r.comparative_added or r.adds_nothing)
             if p >= threshold or (quoted and clean and got[0] >= QUOTED_MIN_JUDGE):
                 c.final = [n]
+                # Whether that window answers the question at all, read without the claim: a confidence signal
+                answers = self.judge.judge([Check(by_n[n].passage.title, rules[n].window, question)])
+                c.answerable = answers[0] if answers else None
                 return
 
     # -- rules only -----------------------------------------------------------------------------------

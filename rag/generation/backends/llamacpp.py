@@ -17,7 +17,7 @@ import numpy as np
 from rag.errors import LLMUnavailable, ModelError
 from rag.generation.backends.base import GenerationStats, Prompt
 from rag.generation.backends.llamacpp_prefixes import PrefixStates, common_prefix
-from rag.verification.judge import NO_WORDS, YES_WORDS, Check, check_messages, yes_probability
+from rag.verification.judge import NO_WORDS, YES_WORDS, Check, check_messages, fixed_parts, yes_probability
 from rag.generation.model_files import ensure_model, verify_model
 from rag.settings import Settings
 
@@ -81,8 +81,8 @@ class LlamaCppGenerator:
 
     def _ensure_judge(self) -> None:
         if not self._judge_ready:
-            prefix = self.fixed_prefix(check_messages(Check("a", "b", "c", "d")), check_messages(Check("w", "x", "y", "z")))
-            self.prefixes.add(prefix, persist=True)
+            for first, second in fixed_parts():
+                self.prefixes.add(self.fixed_prefix(first, second), persist=True)
             self._judge_ready = True
 
     def judge(self, checks: list[Check]) -> list[float]:

@@ -1,0 +1,76 @@
+"""The judge's second question: does the kept sentence's window answer the question at all, read without the answer.
+
+Real Chroma and the real embedding model over the seeds; a scripted generator that is also a scripted judge (a fixed
+P(yes) for the claim checks and another for the claim-less ones), and a confidence model that reads only the
+``answerable`` signal, so what the signal does to an answer is visible. The real judge is measured by ``rag eval``.
+"""
+
+from __future__ import annotations
+
+from rag.components import Components
+from rag.embedding import Embedder
+from rag.generation.answer import Answer
+from rag.generation.backends.fake import FakeGenerator
+from rag.settings import Settings
+from rag.verification.claim_model import Logistic
+from rag.verification.confidence import ConfidenceModel
+from rag.verification.judge import Check, check_messages, fixed_parts
+from tests.fixtures.fake import cite
+
+QUESTION = "Who has led ISIS-K since 2020?"
+LEADER = "Shahab al-Muhajir has led ISIS-K since 2020 [{n}]."
+# confidence = sigmoid(8 * answerable - 4): a window that answers (0.9) 0.96, one that does not (0.2) 0.08
+ANSWERABLE_ONLY = ConfidenceModel(Logistic({"answerable": 8.0}, -4.0), Logistic({}, 0.0))
+
+
+class JudgingFake(FakeGenerator):
+    """Scripted replies, and a judge: ``claim_p`` for every claim check, ``answers_p`` for every claim-less one."""
+
+    name = "llamacpp"  # the backend it stands in for: the answerer asks the run's backend to judge
+
+    def __init__(self, replies: list, claim_p: float, answers_p: float) -> None:  # type: ignore[type-arg]
+        super().__init__(replies)
+        self.claim_p, self.answers_p = claim_p, answers_p
+        self.checks: list[Check] = []
+
+    def judge(self, checks: list[Check]) -> list[float]:
+        self.checks += checks
+        return [self.answers_p if c.claim is None else self.claim_p for c in checks]
+
+
+def _answer(settings: Settings, embedder: Embedder, fake: JudgingFake) -> Answer:
+    components = Components(settings.model_copy(update={"judge": True, "min_confidence": 0.5}), embedder=embedder,
+                            generators={"llamacpp": fake})
+    components.answerer.confidence_model = ANSWERABLE_ONLY
+    return components.answerer.run(QUESTION).answer()
+
+
+def test_the_kept_sentence_window_is_judged_against_the_question_alone(seeded_settings: Settings, embedder: Embedder) -> None:
+    fake = JudgingFake([cite("al-Muhajir", LEADER)], claim_p=0.95, answers_p=0.9)
+    answer = _answer(seeded_settings, embedder, fake)
+    assert not answer.abstained, answer.notes
+    assert "al-Muhajir" in answer.answer
+    assert answer.signals["answerable"] == 0.9, (answer.notes, fake.checks)
+    assert answer.confidence > 0.9
+    asked = [c for c in fake.checks if c.claim is None]
+    assert len(asked) == 1 and asked[0].question == QUESTION and "al-Muhajir" in asked[0].passage
+    assert "Does the passage answer this question, as asked?" in check_messages(asked[0])[-1]["content"]
+
+
+def test_a_window_that_does_not_answer_the_question_gates_a_fluent_answer(seeded_settings: Settings,
+                                                                           embedder: Embedder) -> None:
+    """Seeds s62: the claim check passed "38 people were killed in the ISIS-K bombing of Kabul airport" at 0.93
+    against a passage on a hospital attack; read without the answer, the window is a near miss."""
+    fake = JudgingFake([cite("al-Muhajir", LEADER)], claim_p=0.95, answers_p=0.2)
+    answer = _answer(seeded_settings, embedder, fake)
+    assert answer.abstained
+    assert "closest passage" in answer.answer
+    assert [c.claim is None for c in fake.checks] == [False, True]  # the claim passed its own check; the window did not
+
+
+def test_each_kind_of_check_has_its_own_fixed_prefix() -> None:
+    """Backends cache a fixed prefix per kind: the claim checks' and the claim-less checks' share no instruction."""
+    (claim_a, claim_b), (answers_a, answers_b) = fixed_parts()
+    assert claim_a[:-1] == claim_b[:-1] and answers_a[:-1] == answers_b[:-1]
+    assert claim_a[0] != answers_a[0]
+    assert "Proposed answer" in claim_a[-1]["content"] and "Proposed answer" not in answers_a[-1]["content"]
