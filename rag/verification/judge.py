@@ -7,10 +7,11 @@ cached (llama.cpp restores it from a saved state; servers with prompt caching re
 passage, question and claim are new for each check.
 
 A check without a claim asks the other question: "does this passage answer this question, as asked?" It
-reads the passage against the question alone, so it is not swayed by a fluent answer that restates the
-question around a number from another event (seeds s62: "38 people were killed in the ISIS-K bombing of
-Kabul airport", P(yes) 0.93 against a passage on a hospital attack). On the dev rows of three collections it
-ranked right answers above wrong ones better than the claim check (AUROC 0.82 against 0.76).
+reads the passage against the question alone, without the fluent answer that restates the question. On the
+answered rows of three collections it ranked right answers above wrong ones better than the claim check
+(AUROC 0.82 against 0.76 on dev, 0.79 against 0.64 on test; eval/reports/issue12-stop21-answerability.md).
+It does not catch every near miss: seeds s62's hospital-attack window still "answers" how many died at Kabul
+airport (P(yes) 0.91).
 """
 
 from __future__ import annotations
