@@ -7,13 +7,17 @@ P(yes) for the claim checks and another for the claim-less ones), and a confiden
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rag.components import Components
+from rag.evaluation.config import EvalSet
+from rag.evaluation.runner import eval_settings
 from rag.embedding import Embedder
 from rag.generation.answer import Answer
 from rag.generation.backends.fake import FakeGenerator
 from rag.settings import Settings
 from rag.verification.claim_model import Logistic
-from rag.verification.confidence import ConfidenceModel
+from rag.verification.confidence import UNJUDGED, ConfidenceModel
 from rag.verification.judge import Check, check_messages, fixed_parts
 from tests.fixtures.fake import cite
 
@@ -38,10 +42,11 @@ class JudgingFake(FakeGenerator):
         return [self.answers_p if c.claim is None else self.claim_p for c in checks]
 
 
-def _answer(settings: Settings, embedder: Embedder, fake: JudgingFake) -> Answer:
-    components = Components(settings.model_copy(update={"judge": True, "min_confidence": 0.5}), embedder=embedder,
-                            generators={"llamacpp": fake})
-    components.answerer.confidence_model = ANSWERABLE_ONLY
+def _answer(settings: Settings, embedder: Embedder, fake: JudgingFake, model: ConfidenceModel = ANSWERABLE_ONLY,
+            **overrides: object) -> Answer:
+    components = Components(settings.model_copy(update={"judge": True, "min_confidence": 0.5, **overrides}),
+                            embedder=embedder, generators={"llamacpp": fake})
+    components.answerer.confidence_model = model
     return components.answerer.run(QUESTION).answer()
 
 
@@ -74,3 +79,20 @@ def test_each_kind_of_check_has_its_own_fixed_prefix() -> None:
     assert claim_a[:-1] == claim_b[:-1] and answers_a[:-1] == answers_b[:-1]
     assert claim_a[0] != answers_a[0]
     assert "Proposed answer" in claim_a[-1]["content"] and "Proposed answer" not in answers_a[-1]["content"]
+
+
+def test_the_check_is_asked_only_when_the_confidence_reads_it(seeded_settings: Settings, embedder: Embedder) -> None:
+    """It costs a judge call per kept sentence: a confidence model that does not weigh ``answerable`` does not pay it,
+    ``RAG_JUDGE_ANSWERS`` forces it either way, and ``rag eval`` always measures it (its reports fit the models)."""
+    support_only = ConfidenceModel(Logistic({"support": 4.0}, -2.0), Logistic({}, 0.0))
+    quiet = JudgingFake([cite("al-Muhajir", LEADER)], claim_p=0.95, answers_p=0.2)
+    answer = _answer(seeded_settings, embedder, quiet, support_only)
+    assert not answer.abstained and answer.signals["answerable"] == UNJUDGED
+    assert [c.claim is None for c in quiet.checks] == [False]
+    forced = JudgingFake([cite("al-Muhajir", LEADER)], claim_p=0.95, answers_p=0.2)
+    answer = _answer(seeded_settings, embedder, forced, support_only, judge_answers=True)
+    assert answer.signals["answerable"] == 0.2 and [c.claim is None for c in forced.checks] == [False, True]
+    off = JudgingFake([cite("al-Muhajir", LEADER)], claim_p=0.95, answers_p=0.2)
+    assert not _answer(seeded_settings, embedder, off, ANSWERABLE_ONLY, judge_answers=False).abstained
+    assert eval_settings(Settings(), EvalSet("x", Path("gold.jsonl"), Path("docs"))).judge_answers is True
+    assert eval_settings(Settings(judge_answers=False), EvalSet("x", Path("gold.jsonl"), Path("docs"))).judge_answers is False

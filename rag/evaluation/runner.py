@@ -17,8 +17,10 @@ from rag.settings import LLMBackendName, RetrievalMode, Settings
 
 
 def eval_settings(settings: Settings, eval_set: EvalSet, **overrides: Any) -> Settings:
-    """The set gets its own collection so evaluation never mixes with the user's documents."""
-    return settings.model_copy(update={"collection": f"eval-{eval_set.name}", **overrides})
+    """The set gets its own collection so evaluation never mixes with the user's documents. Every confidence signal
+    is measured (``judge_answers`` on unless set), so a report's dev rows can fit a model that reads any of them."""
+    judge_answers = True if settings.judge_answers is None else settings.judge_answers
+    return settings.model_copy(update={"collection": f"eval-{eval_set.name}", "judge_answers": judge_answers, **overrides})
 
 
 def prepare_collection(components: Components, eval_set: EvalSet, progress: bool = False) -> None:

@@ -154,7 +154,15 @@ class Answerer:
         s = self.settings
         note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
         return Verifier(self.claim_model, self.retriever.embedder, self.judge(run), s.support_threshold, note,
-                        self.retriever.index.aliases().with_all_names)
+                        self.retriever.index.aliases().with_all_names, self.judge_answers)
+
+    @property
+    def judge_answers(self) -> bool:
+        """``RAG_JUDGE_ANSWERS``, else whether the confidence model reads the signal that check gives (it costs a
+        judge call per kept sentence, paid only where it changes the confidence)."""
+        if self.settings.judge_answers is not None:
+            return self.settings.judge_answers
+        return self.confidence_model is not None and self.confidence_model.reads("answerable")
 
     def check(self, run: AnswerRun) -> AnswerCheck:
         """The claim-by-claim check of the run's draft (judged by the model when it can read yes/no probabilities)."""

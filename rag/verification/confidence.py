@@ -30,6 +30,10 @@ class ConfidenceModel:
     abstained: Logistic
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def reads(self, signal: str) -> bool:
+        """True when either model weighs ``signal`` (a signal that costs model time is computed only then)."""
+        return any(m.weights.get(signal, 0.0) != 0.0 for m in (self.answered, self.abstained))
+
     def confidence(self, signals: dict[str, float], abstained: bool) -> float:
         return round((self.abstained if abstained else self.answered).probability(signals), 4)
 

@@ -54,8 +54,9 @@ class Verifier:
 
     def __init__(self, model: ClaimModel, embedder: Embedder | None = None, judge: Judge | None = None,
                  rules_threshold: float = 0.5, no_judge_note: str = NO_JUDGE_NOTE,
-                 all_names: Callable[[str], str] | None = None) -> None:
+                 all_names: Callable[[str], str] | None = None, judge_answers: bool = False) -> None:
         self.model = model
+        self.judge_answers = judge_answers  # also judge whether a kept claim's window answers the question at all
         self.no_judge_note = no_judge_note  # why there is no judge, shown in the answer's notes
         self.embedder = embedder
         self.judge = judge
@@ -77,8 +78,8 @@ class Verifier:
     def judge_claim(self, c: Claim, question: str, by_n: dict[int, ContextPassage], rules: dict[int, RuleCheck],
                     quoted: bool = False) -> None:
         """Judge the claim against its best cited passage; if that fails, against the best other passage. A ``quoted``
-        claim passes when the judge leans yes (``QUOTED_MIN_JUDGE``) and no rule flags it. A kept claim's window is
-        then judged against the question alone (``Claim.answerable``)."""
+        claim passes when the judge leans yes (``QUOTED_MIN_JUDGE``) and no rule flags it. With ``judge_answers``, a
+        kept claim's window is then judged against the question alone (``Claim.answerable``)."""
         for n in by_n:
             c.scores.setdefault(n, 0.0)
         usable = [n for n in by_n if not rules[n].rejected]
@@ -100,9 +101,9 @@ class Verifier:
             clean = not (r.names_missing or r.negation_mismatch or r.comparative_added or r.adds_nothing)
             if p >= threshold or (quoted and clean and got[0] >= QUOTED_MIN_JUDGE):
                 c.final = [n]
-                # Whether that window answers the question at all, read without the claim: a confidence signal
-                answers = self.judge.judge([Check(by_n[n].passage.title, rules[n].window, question)])
-                c.answerable = answers[0] if answers else None
+                if self.judge_answers:  # whether that window answers the question at all, read without the claim
+                    answers = self.judge.judge([Check(by_n[n].passage.title, rules[n].window, question)])
+                    c.answerable = answers[0] if answers else None
                 return
 
     # -- rules only -----------------------------------------------------------------------------------
