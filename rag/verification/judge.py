@@ -84,13 +84,10 @@ def ask(title: str, passage: str, question: str, claim: str | None = None) -> st
 def prefix_messages(answers: bool = False) -> list[dict[str, str]]:
     """The fixed part: instruction and worked examples (the same for every check of a kind, so it can stay cached).
     ``answers``: the prefix of the checks without a claim."""
-    if answers:
-        messages = [{"role": "system", "content": ANSWERS_SYSTEM}]
-        for (title, passage), question, verdict in ANSWERS_EXAMPLES:
-            messages += [{"role": "user", "content": ask(title, passage, question)}, {"role": "assistant", "content": verdict}]
-        return messages
-    messages = [{"role": "system", "content": SYSTEM}]
-    for (title, passage), question, claim, verdict in EXAMPLES:
+    system, shots = ((ANSWERS_SYSTEM, [(doc, question, None, verdict) for doc, question, verdict in ANSWERS_EXAMPLES])
+                     if answers else (SYSTEM, EXAMPLES))
+    messages = [{"role": "system", "content": system}]
+    for (title, passage), question, claim, verdict in shots:
         messages += [{"role": "user", "content": ask(title, passage, question, claim)},
                      {"role": "assistant", "content": verdict}]
     return messages
