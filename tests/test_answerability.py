@@ -75,7 +75,7 @@ def test_a_window_that_does_not_answer_the_question_gates_a_fluent_answer(seeded
 
 def test_each_kind_of_check_has_its_own_fixed_prefix() -> None:
     """Backends cache a fixed prefix per kind: the claim checks' and the claim-less checks' share no instruction."""
-    (claim_a, claim_b), (answers_a, answers_b) = fixed_parts()
+    (claim_a, claim_b), (answers_a, answers_b) = fixed_parts(answers=False), fixed_parts(answers=True)
     assert claim_a[:-1] == claim_b[:-1] and answers_a[:-1] == answers_b[:-1]
     assert claim_a[0] != answers_a[0]
     assert "Proposed answer" in claim_a[-1]["content"] and "Proposed answer" not in answers_a[-1]["content"]

@@ -98,10 +98,11 @@ def check_messages(check: Check) -> list[dict[str, str]]:
             {"role": "user", "content": ask(check.title, check.passage, check.question, check.claim)}]
 
 
-def fixed_parts() -> list[tuple[list[dict[str, str]], list[dict[str, str]]]]:
-    """For each kind of check, two checks that differ only after the fixed part (a backend caches what they share)."""
-    return [(check_messages(Check("a", "b", "c", "d")), check_messages(Check("w", "x", "y", "z"))),
-            (check_messages(Check("a", "b", "c")), check_messages(Check("w", "x", "y")))]
+def fixed_parts(answers: bool = False) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Two checks of one kind (``answers``: without a claim) that differ only after the fixed part: a backend caches
+    what they share."""
+    first, second = (None, None) if answers else ("d", "z")
+    return check_messages(Check("a", "b", "c", first)), check_messages(Check("w", "x", "y", second))
 
 
 class Judge(Protocol):

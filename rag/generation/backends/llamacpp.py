@@ -47,6 +47,7 @@ class LlamaCppGenerator:
         self.lock = threading.Lock()
         self.model_path = path
         self._formatter = _chat_formatter(self.llm)
+        self._judge_ready = set()
         # Saved prefix states sit next to the model file, so every process using that model shares them.
         self.prefixes = PrefixStates(self.llm, _writable(path.parent / "states") or settings.model_dir / "states")
         self._yes = _first_token_ids(self.llm, YES_WORDS)
@@ -75,30 +76,30 @@ class LlamaCppGenerator:
                 self.prefixes.add(tokens, persist)
 
     def warm_judge(self) -> None:
-        """Make the judge's fixed instruction ready (evaluated once per model file, then loaded from disk)."""
+        """Make the claim check's fixed instruction ready (evaluated once per model file, then loaded from disk). The
+        claim-less check's is made on its first use: answers ask it only when the confidence model reads it."""
         with self.lock:
-            self._ensure_judge()
+            self._ensure_judge(answers=False)
 
-    def _ensure_judge(self) -> None:
-        if not self._judge_ready:
-            for first, second in fixed_parts():
-                self.prefixes.add(self.fixed_prefix(first, second), persist=True)
-            self._judge_ready = True
+    def _ensure_judge(self, answers: bool) -> None:
+        if answers not in self._judge_ready:
+            self.prefixes.add(self.fixed_prefix(*fixed_parts(answers)), persist=True)
+            self._judge_ready.add(answers)
 
     def judge(self, checks: list[Check]) -> list[float]:
         """P(yes) for each check, read from the next-token logits after the judge prompt."""
         if not checks:
             return []
         with self.lock:
-            self._ensure_judge()
             out = []
             for check in checks:
+                self._ensure_judge(answers=check.claim is None)
                 logits = self.prefixes.eval_suffix(self.tokens(check_messages(check)))
                 top = logits.max()
                 out.append(yes_probability(float(np.exp(logits[self._yes] - top).sum()), float(np.exp(logits[self._no] - top).sum())))
             return out
 
-    _judge_ready = False
+    _judge_ready: set[bool]  # the kinds of check (claim-less or not) whose fixed prefix is ready
 
     def _keep_instruction(self, leading: list[dict[str, str]]) -> None:
         """Save the answer instruction (everything before the last message) as a fixed prefix, once."""
