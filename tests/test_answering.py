@@ -71,6 +71,23 @@ def test_the_model_judges_a_claim_by_its_yes_probability(answerer) -> None:  # t
     assert right - max(swapped, wrong_number) > 0.3, scores
 
 
+def test_the_claim_less_check_reads_the_window_against_the_question_alone(answerer) -> None:  # type: ignore[no-untyped-def]
+    """The real model asked "does this passage answer the question?" leans yes where the window holds the answer and
+    no where it holds another fact; its fixed prefix is made on its first use, beside the claim check's."""
+    from rag.verification.judge import Check, fixed_parts
+
+    generator = answerer.generators.get(None)
+    generator.warm_judge()
+    title = "Prospects for ISIS in Afghanistan"
+    window = ("ISIS-K has about 2,000 fighters in Afghanistan (mainly from Pakistan, Syria, and Iraq). "
+              "Since 2020, it has been led by the Iraqi Shahab al-Muhajir.")
+    answers, other = generator.judge([Check(title, window, "Who has led ISIS-K since 2020?"),
+                                      Check(title, window, "Who founded ISIS-K in 2015?")])
+    assert answers > 0.5 > other, (answers, other)
+    cached = [p.tokens for p in generator.prefixes._prefixes]
+    for kind in (False, True):
+        assert generator.fixed_prefix(*fixed_parts(answers=kind)) in cached
+
 def test_followup_uses_history(answerer) -> None:  # type: ignore[no-untyped-def]
     history = [Turn("user", "Who has led ISIS-K since 2020?"), Turn("assistant", "Shahab al-Muhajir has led ISIS-K since 2020 [1].")]
     # "his group" means nothing without the history. (Not "Which country is he from?": the judge doubts "from Iraq"
