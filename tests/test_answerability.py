@@ -19,6 +19,7 @@ from rag.settings import Settings
 from rag.verification.claim_model import Logistic
 from rag.verification.confidence import UNJUDGED, ConfidenceModel
 from rag.verification.judge import Check, check_messages, fixed_parts
+from rag.verification.rules import windows, with_antecedent
 from tests.fixtures.fake import cite
 
 QUESTION = "Who has led ISIS-K since 2020?"
@@ -59,6 +60,9 @@ def test_the_kept_sentence_window_is_judged_against_the_question_alone(seeded_se
     assert answer.confidence > 0.9
     asked = [c for c in fake.checks if c.claim is None]
     assert len(asked) == 1 and asked[0].question == QUESTION and "al-Muhajir" in asked[0].passage
+    # ... given with the sentence before the claim's window, which says what "it" in "it has been led by" is
+    claim_window = next(c.passage for c in fake.checks if c.claim is not None)
+    assert asked[0].passage.endswith(claim_window) and len(asked[0].passage) > len(claim_window), asked[0].passage
     assert "Does the passage answer this question, as asked?" in check_messages(asked[0])[-1]["content"]
 
 
@@ -71,6 +75,15 @@ def test_a_window_that_does_not_answer_the_question_gates_a_fluent_answer(seeded
     assert answer.abstained
     assert "closest passage" in answer.answer
     assert [c.claim is None for c in fake.checks] == [False, True]  # the claim passed its own check; the window did not
+
+
+def test_a_window_is_given_with_the_sentence_before_it() -> None:
+    passage = "The Vale line opened in 1880. Traffic peaked in 1901, when the line carried 6,400 tons. It closed in 1960."
+    first, second, last = windows(passage)
+    assert with_antecedent(passage, second) == passage.split(" Traffic")[0] + " " + second
+    assert with_antecedent(passage, first) == first  # nothing before the passage's first sentence
+    assert with_antecedent(passage, last) == passage[passage.index("Traffic"):]
+    assert with_antecedent(passage, "not a window of it") == "not a window of it"
 
 
 def test_each_kind_of_check_has_its_own_fixed_prefix() -> None:

@@ -71,6 +71,16 @@ def windows(passage: str) -> list[str]:
     return [passage[spans[i][0]: spans[min(i + 1, len(spans) - 1)][1]] for i in range(len(spans))]
 
 
+def with_antecedent(passage: str, window: str) -> str:
+    """``window`` (one of ``windows(passage)``) with the passage's sentence before it, if any: what "the group" or
+    "the line" in its first sentence refers to."""
+    spans = split_sentences(passage)
+    for i, (start, _) in enumerate(spans):
+        if passage.startswith(window, start):
+            return passage[spans[i - 1][0]: start + len(window)] if i else window
+    return window
+
+
 @dataclass
 class RuleCheck:
     """The rule features of one claim against one passage (its best window), and hard reasons to reject."""

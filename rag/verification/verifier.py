@@ -21,7 +21,7 @@ from rag.text import content_terms, is_yes_no, split_sentences
 from rag.verification.claim_model import ClaimModel, features
 from rag.verification.claims import Claim, is_abstention, split_claims
 from rag.verification.judge import Check, Judge
-from rag.verification.rules import RuleCheck, check, windows
+from rag.verification.rules import RuleCheck, check, windows, with_antecedent
 
 log = logging.getLogger(__name__)
 SEMANTIC_MATCH = 0.8  # rules only: a window this close in embedding space counts as a paraphrase
@@ -79,7 +79,7 @@ class Verifier:
                     quoted: bool = False) -> None:
         """Judge the claim against its best cited passage; if that fails, against the best other passage. A ``quoted``
         claim passes when the judge leans yes (``QUOTED_MIN_JUDGE``) and no rule flags it. With ``judge_answers``, a
-        kept claim's window is then judged against the question alone (``Claim.answerable``)."""
+        kept claim's window, with the sentence before it, is then judged against the question alone (``Claim.answerable``)."""
         for n in by_n:
             c.scores.setdefault(n, 0.0)
         usable = [n for n in by_n if not rules[n].rejected]
@@ -101,8 +101,11 @@ class Verifier:
             clean = not (r.names_missing or r.negation_mismatch or r.comparative_added or r.adds_nothing)
             if p >= threshold or (quoted and clean and got[0] >= QUOTED_MIN_JUDGE):
                 c.final = [n]
-                if self.judge_answers:  # whether that window answers the question at all, read without the claim
-                    answers = self.judge.judge([Check(by_n[n].passage.title, rules[n].window, question)])
+                if self.judge_answers:  # whether that window answers the question at all, read without the claim.
+                    # With the sentence before it: a window whose subject is "the group" does not say whose figure
+                    # it gives (test AUROC 0.79 -> 0.82; eval/reports/issue12-stop21-answerability.md).
+                    window = with_antecedent(by_n[n].passage.text, rules[n].window)
+                    answers = self.judge.judge([Check(by_n[n].passage.title, window, question)])
                     c.answerable = answers[0] if answers else None
                 return
 
