@@ -63,7 +63,7 @@ def test_the_kept_sentence_window_is_judged_against_the_question_alone(seeded_se
     # ... given with the sentence before the claim's window, which says what "it" in "it has been led by" is
     claim_window = next(c.passage for c in fake.checks if c.claim is not None)
     assert asked[0].passage.endswith(claim_window) and len(asked[0].passage) > len(claim_window), asked[0].passage
-    assert "Does the passage answer this question, as asked?" in check_messages(asked[0])[-1]["content"]
+    assert "Does the passage answer this exact question" in check_messages(asked[0])[-1]["content"]
 
 
 def test_a_window_that_does_not_answer_the_question_gates_a_fluent_answer(seeded_settings: Settings,

@@ -6,8 +6,9 @@ instruction with worked examples from a clearly invented domain comes first, so 
 cached (llama.cpp restores it from a saved state; servers with prompt caching reuse it) and only the
 passage, question and claim are new for each check.
 
-A check without a claim asks the other question: "does this passage answer this question, as asked?" It
-reads the passage against the question alone, without the fluent answer that restates the question. On the
+A check without a claim asks the other question: "does this passage answer this exact question, about the same
+subject, event and time?", given the window with the sentence before it (which names what "it" is). It reads the
+passage against the question alone, without the fluent answer that restates the question. On the
 answered rows of three collections it ranked right answers above wrong ones better than the claim check
 (AUROC 0.82 against 0.76 on dev, 0.79 against 0.64 on test; eval/reports/issue12-stop21-answerability.md).
 It does not catch every near miss: seeds s62's hospital-attack window still "answers" how many died at Kabul
@@ -25,6 +26,8 @@ _ORCHARD = ("Tresco Orchard", "The orchard was not planted by the monks of St Al
 _OBSERVATORY = ("Kestrel Hill Observatory", "Dr. Ilse Varga has directed the observatory at Kestrel Hill since 2004. She came from the University of Brno.")
 _FESTIVAL = ("Harrow Summer Festival", "The festival offers three events: a regatta, a choir contest and a pie fair. About 12,000 people attended in 2019.")
 _ENGINE = ("Pelham Engine", "The Pelham engine, built in 1889, produced about 5.5 horsepower and weighed two tonnes.")
+_GUILD = ("Harlow Weavers' Guild", "The Harlow Weavers' Guild was formed in 1702 by cloth merchants. Since 1950, it has been led by Marta Kell, a former mill owner.")
+_FLOOD = ("Carrow Floods", "The river burst its banks at Carrow in March 1921 and flooded the wool mill. Eleven workers drowned. A second flood reached the Carrow railway station in 1923.")
 # (passage, question, proposed answer, verdict): each a way a small model's answers go wrong, or a right one.
 EXAMPLES = [
     (_BRIDGE, "When did the Morrow Bridge open?", "It opened in 1968.", "no"),
@@ -58,6 +61,11 @@ ANSWERS_EXAMPLES = [
     (_BRIDGE, "How many cars crossed the bridge each day before it closed?", "no"),
     (_ORCHARD, "Why did the monks of St Aldhelm plant the orchard?", "no"),
     (_OBSERVATORY, "Which university did Dr. Varga study at?", "no"),
+    # A subject named only in the sentence before ("it has been led by"), and a toll of another event of the same kind
+    (_GUILD, "Who has led the weavers' guild since 1950?", "yes"),
+    (_FLOOD, "How many people died when the Carrow railway station flooded?", "no"),
+    (_FLOOD, "How many workers drowned in the 1921 flood at Carrow?", "yes"),
+    (_GUILD, "Who founded the weavers' guild in 1950?", "no"),
 ]
 YES_WORDS = ("yes", "Yes", " yes", " Yes", "YES")
 NO_WORDS = ("no", "No", " no", " No", "NO")
@@ -76,7 +84,7 @@ class Check:
 def ask(title: str, passage: str, question: str, claim: str | None = None) -> str:
     if claim is None:
         return (f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}\n\n"
-                "Does the passage answer this question, as asked? Reply yes or no.")
+                "Does the passage answer this exact question, about the same subject, event and time? Reply yes or no.")
     return (f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}\nProposed answer: {claim}\n\n"
             "Does the passage state this answer to the question, with nothing added or changed? Reply yes or no.")
 
