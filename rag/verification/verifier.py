@@ -103,7 +103,7 @@ class Verifier:
                 c.final = [n]
                 if self.judge_answers:  # whether that window answers the question at all, read without the claim.
                     # With the sentence before it: a window whose subject is "the group" does not say whose figure
-                    # it gives (test AUROC 0.79 -> 0.82; eval/reports/issue12-stop21-answerability.md).
+                    # it gives (eval/reports/issue12-stop22-answerability.md).
                     window = with_antecedent(by_n[n].passage.text, rules[n].window)
                     answers = self.judge.judge([Check(by_n[n].passage.title, window, question)])
                     c.answerable = answers[0] if answers else None
