@@ -14,12 +14,15 @@ from rag.evaluation.config import EvalSet
 from rag.evaluation.runner import eval_settings
 from rag.embedding import Embedder
 from rag.generation.answer import Answer
+from rag.generation.prompt import ContextPassage
 from rag.generation.backends.fake import FakeGenerator
 from rag.settings import Settings
-from rag.verification.claim_model import Logistic
+from rag.retrieval import Passage
+from rag.verification.claim_model import ClaimModel, Logistic
 from rag.verification.confidence import UNJUDGED, ConfidenceModel
 from rag.verification.judge import Check, check_messages, fixed_parts
 from rag.verification.rules import windows, with_antecedent
+from rag.verification.verifier import Verifier
 from tests.fixtures.fake import cite
 
 QUESTION = "Who has led ISIS-K since 2020?"
@@ -109,3 +112,28 @@ def test_the_check_is_asked_only_when_the_confidence_reads_it(seeded_settings: S
     assert not _answer(seeded_settings, embedder, off, ANSWERABLE_ONLY, judge_answers=False).abstained
     assert eval_settings(Settings(), EvalSet("x", Path("gold.jsonl"), Path("docs"))).judge_answers is True
     assert eval_settings(Settings(judge_answers=False), EvalSet("x", Path("gold.jsonl"), Path("docs"))).judge_answers is False
+
+
+class CountingJudge:
+    """Every check it is asked, answered yes (0.95) for claims and 0.9 for claim-less checks."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+
+    def judge(self, checks: list[Check]) -> list[float]:
+        self.checks += checks
+        return [0.9 if c.claim is None else 0.95 for c in checks]
+
+
+def test_two_sentences_on_one_window_ask_its_question_once() -> None:
+    """The claim-less check reads only the window and the question: a second sentence on the same window would ask
+    the model exactly what the first did (1.6 s each on 2 cores), so a verifier asks each distinct check once."""
+    passage = "Since 2020, ISIS-K has been led by the Iraqi Shahab al-Muhajir. The group is based in Nangarhar."
+    context = [ContextPassage(1, Passage("d1::h::0/1", "d1", "Legiec analysis", "/src/d1.txt", passage, 0, len(passage), 0), passage)]
+    judge = CountingJudge()
+    verifier = Verifier(ClaimModel.load(), judge=judge, judge_answers=True)  # type: ignore[arg-type]
+    result = verifier.verify("Shahab al-Muhajir has led ISIS-K since 2020 [1]. He is Iraqi [1].", QUESTION, context)
+    kept = [c for c in result.claims if c.final]
+    assert len(kept) == 2 and {c.answerable for c in kept} == {0.9}, result.notes
+    assert len({c.passage for c in judge.checks if c.claim is None}) == 1  # both sentences rest on one window ...
+    assert [c.claim is None for c in judge.checks] == [False, True, False]  # ... whose question is asked once
