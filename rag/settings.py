@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM call falls back to extractive.")
     judge: bool = Field(True, description="Ask the generator whether each answer sentence is stated by its passage (read from its yes/no probability). Off: the rules decide alone, about 4 s faster per sentence on 2 cores and less precise.")
     judge_answers: bool | None = Field(None, description="Also ask the judge whether each kept sentence's window answers the question at all (the confidence signal `answerable`; one more check per sentence). Default: only when the fitted confidence model reads that signal; `rag eval` always asks, so its reports can fit it.")
+    claim_threshold: float | None = Field(None, ge=0.0, le=1.0, description="With a judge: lowest probability of support (the claim model's) for an answer sentence to be kept. Default: the threshold fitted with the claim model.")
     support_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Without a judge (rules only): lowest share of an answer sentence's new words a passage must hold.")
     min_confidence: float | None = Field(None, ge=0.0, le=1.0, description="Answers below this confidence become abstentions that show the closest passage (default: the threshold chosen on dev; 0 = off).")
     prefer: Prefer = Field("newest", description="When sources disagree on a number or date: newest (lead with the newest source, older values after) or all (every value side by side). Each value is stated with its source, date and citation either way.")

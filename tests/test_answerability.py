@@ -137,3 +137,13 @@ def test_two_sentences_on_one_window_ask_its_question_once() -> None:
     assert len(kept) == 2 and {c.answerable for c in kept} == {0.9}, result.notes
     assert len({c.passage for c in judge.checks if c.claim is None}) == 1  # both sentences rest on one window ...
     assert [c.claim is None for c in judge.checks] == [False, True, False]  # ... whose question is asked once
+
+
+def test_the_claim_threshold_setting_overrides_the_fitted_one(seeded_settings: Settings, embedder: Embedder) -> None:
+    """``RAG_CLAIM_THRESHOLD``: the bar a sentence's probability of support must reach (default: the fitted one)."""
+    support_only = ConfidenceModel(Logistic({"support": 4.0}, -2.0), Logistic({}, 0.0))
+    kept = _answer(seeded_settings, embedder, JudgingFake([cite("al-Muhajir", LEADER)], claim_p=0.95, answers_p=0.9), support_only)
+    assert not kept.abstained, kept.notes  # P(yes) 0.95 is over the fitted bar ...
+    strict = _answer(seeded_settings, embedder, JudgingFake([cite("al-Muhajir", LEADER)], claim_p=0.95, answers_p=0.9),
+                     support_only, claim_threshold=0.999)
+    assert strict.abstained and "no sentence supported by the passages" in strict.notes  # ... and under this one

@@ -154,7 +154,7 @@ class Answerer:
         s = self.settings
         note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
         return Verifier(self.claim_model, self.retriever.embedder, self.judge(run), s.support_threshold, note,
-                        self.retriever.index.aliases().with_all_names, self.judge_answers)
+                        self.retriever.index.aliases().with_all_names, self.judge_answers, s.claim_threshold)
 
     @property
     def judge_answers(self) -> bool:

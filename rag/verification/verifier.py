@@ -54,13 +54,15 @@ class Verifier:
 
     def __init__(self, model: ClaimModel, embedder: Embedder | None = None, judge: Judge | None = None,
                  rules_threshold: float = 0.5, no_judge_note: str = NO_JUDGE_NOTE,
-                 all_names: Callable[[str], str] | None = None, judge_answers: bool = False) -> None:
+                 all_names: Callable[[str], str] | None = None, judge_answers: bool = False,
+                 claim_threshold: float | None = None) -> None:
         self.model = model
         self.judge_answers = judge_answers  # also judge whether a kept claim's window answers the question at all
         self.no_judge_note = no_judge_note  # why there is no judge, shown in the answer's notes
         self.embedder = embedder
         self.judge = judge
         self.rules_threshold = rules_threshold
+        self.claim_threshold = claim_threshold  # with a judge; None: the claim model's fitted threshold
         self.all_names = all_names  # the collection's alias table: a text with the other names of what it names
         self._judged: dict[Check, float] = {}  # checks already asked: two claims on one window ask its check once
 
@@ -98,7 +100,7 @@ class Verifier:
         usable = [n for n in by_n if not rules[n].rejected]
         cited = [n for n in dict.fromkeys(c.cited) if n in usable]
         others = [n for n in usable if n not in cited]
-        threshold = self.model.threshold(judged=True)
+        threshold = self.model.threshold(judged=True) if self.claim_threshold is None else self.claim_threshold
         for pool in (cited, others):
             if not pool:
                 continue
