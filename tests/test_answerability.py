@@ -114,24 +114,13 @@ def test_the_check_is_asked_only_when_the_confidence_reads_it(seeded_settings: S
     assert eval_settings(Settings(judge_answers=False), EvalSet("x", Path("gold.jsonl"), Path("docs"))).judge_answers is False
 
 
-class CountingJudge:
-    """Every check it is asked, answered yes (0.95) for claims and 0.9 for claim-less checks."""
-
-    def __init__(self) -> None:
-        self.checks: list[Check] = []
-
-    def judge(self, checks: list[Check]) -> list[float]:
-        self.checks += checks
-        return [0.9 if c.claim is None else 0.95 for c in checks]
-
-
 def test_two_sentences_on_one_window_ask_its_question_once() -> None:
     """The claim-less check reads only the window and the question: a second sentence on the same window would ask
     the model exactly what the first did (1.6 s each on 2 cores), so a verifier asks each distinct check once."""
     passage = "Since 2020, ISIS-K has been led by the Iraqi Shahab al-Muhajir. The group is based in Nangarhar."
     context = [ContextPassage(1, Passage("d1::h::0/1", "d1", "Legiec analysis", "/src/d1.txt", passage, 0, len(passage), 0), passage)]
-    judge = CountingJudge()
-    verifier = Verifier(ClaimModel.load(), judge=judge, judge_answers=True)  # type: ignore[arg-type]
+    judge = JudgingFake([], claim_p=0.95, answers_p=0.9)  # only its judge is used here
+    verifier = Verifier(ClaimModel.load(), judge=judge, judge_answers=True)
     result = verifier.verify("Shahab al-Muhajir has led ISIS-K since 2020 [1]. He is Iraqi [1].", QUESTION, context)
     kept = [c for c in result.claims if c.final]
     assert len(kept) == 2 and {c.answerable for c in kept} == {0.9}, result.notes
