@@ -56,6 +56,10 @@ def test_bench_quick_writes_every_figure_with_its_reference(tmp_path: Path, mode
     answers = results["answers"]
     assert answers["questions"] == 2 and answers["stages"]["raw_total_ms"]["p50_ms"] > 0
     assert isinstance(answers["overhead"], float)
+    # issue 12 asks for the time to the first verified sentence: it comes after the first token, never after the end
+    fs = answers["stages"]["first_sentence_ms"]
+    assert answers["stages"]["first_token_ms"]["p50_ms"] < fs["p50_ms"] <= answers["stages"]["total_ms"]["p50_ms"]
+    assert answers["ratio_p50"] > 0 and "first verified sentence" in md
     serve = results["serve"]
     assert serve["answer_status"] == 200 and serve["ready_s"] > 0 and serve["peak_rss_after_answer_mb"] > 0
     for heading in ("## Ingestion", "## Retrieval", "## Answers", "## `rag serve`"):
