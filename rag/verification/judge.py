@@ -20,11 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-# The instruction sits in the system prompt, which stays cached, not in every check's own turn: 21 fewer tokens to
-# evaluate per check, 1.82 -> 1.40 s on dev answers, with the same signal (eval/reports/issue12-stop24-compact.md).
-SYSTEM = ("You are a strict fact-checker. You decide whether a passage states a given answer to a question."
-          " For each passage, question and proposed answer, reply yes if the passage states this answer to the question,"
-          " with nothing added or changed; otherwise no.")
+SYSTEM = "You are a strict fact-checker. You decide whether a passage states a given answer to a question."
 _BRIDGE = ("Morrow Bridge", "The Morrow Bridge opened in 1911 and was closed to traffic in 1968, when the new road crossing was finished.")
 _ORCHARD = ("Tresco Orchard", "The orchard was not planted by the monks of St Aldhelm; it was laid out by the Tresco family in 1790.")
 _OBSERVATORY = ("Kestrel Hill Observatory", "Dr. Ilse Varga has directed the observatory at Kestrel Hill since 2004. She came from the University of Brno.")
@@ -49,9 +45,7 @@ EXAMPLES = [
     (_ENGINE, "How heavy was the Pelham engine?", "It weighed 2 t.", "yes"),
     (_BRIDGE, "Is the Morrow Bridge still open to traffic?", "No, it was closed to traffic in 1968.", "yes"),
 ]
-ANSWERS_SYSTEM = ("You are a strict reader. You decide whether a passage answers a question."
-                  " For each passage and question, reply yes if the passage answers this exact question, about the same"
-                  " subject, event and time; otherwise no.")
+ANSWERS_SYSTEM = "You are a strict reader. You decide whether a passage answers a question."
 # (passage, question, verdict): questions the passage answers, and near misses it does not (another date, person,
 # quantity or qualifier than the one asked for; a reason it never gives).
 ANSWERS_EXAMPLES = [
@@ -88,10 +82,11 @@ class Check:
 
 
 def ask(title: str, passage: str, question: str, claim: str | None = None) -> str:
-    """One check's own turn: only what differs from check to check (the instruction is in the system prompt)."""
     if claim is None:
-        return f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}"
-    return f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}\nProposed answer: {claim}"
+        return (f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}\n\n"
+                "Does the passage answer this exact question, about the same subject, event and time? Reply yes or no.")
+    return (f"Passage from \"{title}\":\n{passage}\n\nQuestion: {question}\nProposed answer: {claim}\n\n"
+            "Does the passage state this answer to the question, with nothing added or changed? Reply yes or no.")
 
 
 def prefix_messages(answers: bool = False) -> list[dict[str, str]]:
