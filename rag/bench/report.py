@@ -59,8 +59,7 @@ def to_markdown(r: dict[str, Any]) -> str:
             "| stage | p50 | p95 |",
             "|---|---|---|",
         ]
-        for key in ("retrieve_ms", "context_ms", "first_token_ms", "generate_ms", "verify_ms", "first_sentence_ms",
-                    "total_ms", "raw_total_ms", "raw_first_token_ms", "cold_prefix_first_token_ms"):
+        for key in st:  # the bench's own stages, in its order
             lines.append(f"| {key.removesuffix('_ms')} | {_fmt(st[key]['p50_ms'], ' ms')} | {_fmt(st[key]['p95_ms'], ' ms')} |")
         lines += [
             "",
