@@ -108,6 +108,24 @@ def test_a_pointer_sentence_lends_its_citation_to_the_fact_before_it() -> None:
     assert [c.text for c in split_claims("No. It was closed in 1968 [1].")] == ["No, it was closed in 1968."]
 
 
+def test_an_evidence_sentence_supports_the_claim_before_it_and_is_never_an_answer() -> None:
+    """Seeds dev s68: "X. This can be seen in the passage [1] where it states that ..." showed the evidence sentence
+    alone once X was dropped, an answer that answered nothing; s44 split a quotation into two "claims"."""
+    draft = ("The Islamic Movement of Uzbekistan currently leads ISIS. This can be seen in the passage [1] where it states "
+             "that the movement declared its allegiance to ISIS in 2015.")
+    assert [(c.text, c.cited) for c in split_claims(draft)] == [("The Islamic Movement of Uzbekistan currently leads ISIS.", [1])]
+    quoted = ('ISIS copies its playbook. This can be inferred from the passage that states "ISIS was permitted to take '
+              'credit. Usually, the Taliban is not so lenient."')
+    assert [c.text for c in split_claims(quoted)] == ["ISIS copies its playbook."]
+    # A quotation that is itself the answer stays one sentence
+    assert [c.text for c in split_claims('She said: "We left in 1990. We never came back." [2]')] == [
+        'She said: "We left in 1990. We never came back."']
+    # Content in the lead is a claim ("the passage about the Doha Agreement"), and so is a first sentence that reports
+    # its passage: there is no claim before it to support
+    assert len(split_claims("The Taliban led it. This can be seen in the passage about the Doha Agreement, which ...")) == 2
+    assert [c.cited for c in split_claims("This passage states that ISIS-K has 2,000 fighters [1].")] == [[1]]
+
+
 def test_the_claim_model_was_fitted_on_the_current_claims_dev_split() -> None:
     """The stored fit names the data it was fitted on; a changed dev split needs `rag eval --claims --fit`."""
     import hashlib

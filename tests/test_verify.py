@@ -128,3 +128,18 @@ def test_a_quoted_side_needs_the_judge_to_lean_yes_and_a_written_claim_needs_the
     flagged = Verifier(model, judge=FixedJudge(0.6)).verify("By 2017, ISIS had lost Mosul and most of its territory [2].",
                                                             question, context, quoted=True)
     assert flagged.claims[0].checks[2].names_missing == 1 and flagged.abstained
+
+
+def test_a_year_the_question_states_may_rest_on_the_cited_documents_date() -> None:
+    """Seeds s17: a 2017 report says "last month ... held 43 districts"; asked about "early 2017", the answer repeats
+    the year. The year is the question's premise, stated by the document's card (its date), not by any passage."""
+    text = "Last month, the Long War Journal estimated the group held 43 of the country's districts."
+    dated = Passage("d1::h::0/1", "d1", "Taliban gains", "/src/d1.txt", text, 0, len(text), 0, date="2017-04-13")
+    question = "According to the Long War Journal, how many districts did the Taliban hold in early 2017?"
+    draft = "The Long War Journal estimated the Taliban held 43 districts in early 2017 [1]."
+    v = verify(draft, question, [ContextPassage(1, dated, text)], 0.5)
+    assert not v.abstained and [c.n for c in v.citations] == [1]
+    # Another document's date is no premise: the year must come from the cited document itself
+    undated = Passage("d1::h::0/1", "d1", "Taliban gains", "/src/d1.txt", text, 0, len(text), 0)
+    other = Passage("d2::h::0/1", "d2", "Other report", "/src/d2.txt", "Kabul was quiet.", 0, 16, 0, date="2017-04-13")
+    assert verify(draft, question, [ContextPassage(1, undated, text), ContextPassage(2, other, "Kabul was quiet.")], 0.5).abstained

@@ -34,7 +34,15 @@ META_TERMS = content_terms("passage passages document documents text source sour
 # incident is quoted in passage [1].": seeds s64, s75 were answered with nothing else). Not in META_TERMS, which the
 # rules read as no content in any claim ("The incident killed 35 people" names an incident).
 _POINTER_TERMS = META_TERMS | content_terms("fact facts incident event detail details quote quoted quotes described "
-                                            "describes noted notes this that it")
+                                            "describes noted notes this that it inferred infer deduced evident "
+                                            "supported support indicated indicates shows shown clear")
+# An evidence sentence: "This can be inferred from the passage that states "..."" / "This can be seen in passage [1],
+# where it says ...". Its lead (up to the quote or the clause that reports the passage) points back at the sentence
+# before it ("This", "It") and says where, and the rest is the passage's words. It is that sentence's evidence, not
+# an answer: shown alone, after its claim was dropped, it answered nothing (seeds dev s34, s44, s68).
+_EVIDENCE_LEAD = re.compile(r"^(?P<lead>(?:this|that|it|these)\b.*?)(?:[\"“:]|\b(?:that|which|where|stating|saying)\b)",
+                            re.IGNORECASE)
+_SOURCE_NOUN = re.compile(r"\b(?:passages?|documents?|texts?|sources?|articles?|paragraphs?|excerpts?)\b|\[\d", re.IGNORECASE)
 # "According to Koneska (2022-08-16), ...": who says it, checked against the cited source's card, not its text.
 _ATTRIBUTION = re.compile(r"^according\s+to\s+(?P<source>[^,]{1,120}?),\s+(?P<body>\S.*)$", re.IGNORECASE | re.DOTALL)
 _PASSAGE_NUMBER = re.compile(r"\bpassages?\s+(\d+)\b", re.IGNORECASE)  # "as stated in passage 2" without brackets
@@ -86,7 +94,7 @@ def split_claims(answer: str) -> list[Claim]:
     """Answer sentences with the passage numbers cited in (or right after) each one."""
     out: list[Claim] = []
     answer = _MARKER_AFTER_STOP.sub(r" \2\1", answer)  # "fact.[3] Next" -> "fact [3]. Next"
-    for start, end in split_sentences(answer):
+    for start, end in _within_quotes(answer, split_sentences(answer)):
         piece = answer[start:end]
         leading = _LEADING_MARKERS.match(piece)
         if leading and out:  # markers after the full stop belong to the previous sentence
@@ -99,6 +107,29 @@ def split_claims(answer: str) -> list[Claim]:
     return _fold_pointers(_join_bare_verdicts(out))
 
 
+def _within_quotes(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sentence spans with a quotation kept whole: a sentence that opens a quote runs on to the one that closes it
+    (\'... states "ISIS was permitted to take credit. Usually, the Taliban is not so lenient."\' is one sentence)."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        if out and _open_quote(text[out[-1][0]:out[-1][1]]):
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def _open_quote(piece: str) -> bool:
+    return piece.count('"') % 2 == 1 or piece.count("“") > piece.count("”")
+
+
+def is_evidence(text: str) -> bool:
+    """"This can be inferred from the passage that states "..."": a sentence that points back at the one before it
+    and gives where its support is (``_EVIDENCE_LEAD``), as opposed to a claim about the world."""
+    m = _EVIDENCE_LEAD.match(text.strip())
+    return bool(m) and bool(_SOURCE_NOUN.search(m.group("lead"))) and is_pointer(m.group("lead"))
+
+
 def is_pointer(text: str) -> bool:
     """"This can be found in passage [1]." says where, not what: no content word beyond the meta vocabulary."""
     if _BARE_VERDICT.match(text.strip()):
@@ -108,11 +139,12 @@ def is_pointer(text: str) -> bool:
 
 def _fold_pointers(claims: list[Claim]) -> list[Claim]:
     """A pointer sentence is not a claim: its passage numbers go to the sentence before it (the fact it points
-    at; the next one when it comes first), and it is dropped. "X. This is stated in passage [1]." checks X against [1]."""
+    at; the next one when it comes first), and it is dropped. "X. This is stated in passage [1]." checks X against [1].
+    So is an evidence sentence after a claim ("X. This can be inferred from passage [1], which states ...")."""
     out: list[Claim] = []
     carried: list[int] = []
     for c in claims:
-        if is_pointer(c.text):
+        if is_pointer(c.text) or (out and is_evidence(c.text)):
             numbers = c.cited or [int(n) for n in _PASSAGE_NUMBER.findall(c.text)]
             if out:
                 out[-1].cited.extend(n for n in numbers if n not in out[-1].cited)

@@ -105,10 +105,11 @@ def check(claim: str, question: str, passage: str, title: str = "",
     """The best window's features (hard failures first, then coverage). ``all_names`` adds the other names the
     collection defines for what a text names (its alias table), so "IS-K" in a window holds a claim's "ISIS-K".
 
-    ``document`` is what else the passage's own document shows (its other passages in the context). A number the
-    claim repeats from the question ("the March 2017 attack") is the question's premise: it must be in the passage
-    or elsewhere in the same document ("a bomb went off ... The final death toll was 38" under a caption dated
-    "March 8, 2017" two chunks before), never only in another source. Every other number must be in the window."""
+    ``document`` is what else the passage's own document shows (its card line and its other passages in the
+    context). A number the claim repeats from the question ("the March 2017 attack") is the question's premise: it
+    must be in the passage or elsewhere in the same document ("a bomb went off ... The final death toll was 38" under
+    a caption dated "March 8, 2017" two chunks before, or a report dated 2017 that says "last month"), never only in
+    another source. Every other number must be in the window."""
     named = all_names or (lambda text: text)
     claim_terms = content_terms(claim) - META_TERMS  # "as passage [1] states" is no content
     question_terms = content_terms(question)

@@ -172,10 +172,13 @@ class VerificationSession:
         self.draft = draft
         self.question = question
         self.by_n = {c.n: c for c in context}
-        # What each document shows in the context (all its passages): where a number the question states is looked up
+        # What each document shows in the context (its card and all its passages): where a number the question
+        # states is looked up. The card counts: "in early 2017" is the premise of a report dated 2017 that says
+        # "last month" (seeds s17 was dropped because no passage repeats its own year).
         self.documents: dict[str, str] = {}
         for c in context:
-            self.documents[c.passage.doc_id] = f"{self.documents.get(c.passage.doc_id, '')}\n{c.passage.text}".strip()
+            doc = self.documents.get(c.passage.doc_id, c.passage.byline())
+            self.documents[c.passage.doc_id] = f"{doc}\n{c.passage.text}"
         self.claims = split_claims(draft)
         self.notes: list[str] = []
         self.decided: list[Claim] = []
