@@ -42,3 +42,18 @@ def test_a_dropped_sentence_still_counts_against_the_next(seeded_settings: Setti
     answer = _answer(seeded_settings, embedder, f"{UNSUPPORTED} {LEADER}")
     assert answer.abstained  # one of the two decided sentences kept: half an answer, under the gate
     assert "closest passage" in answer.answer
+
+
+def test_an_extract_that_replaces_a_pointer_only_draft_passes_the_same_gate(seeded_settings: Settings, embedder: Embedder) -> None:
+    """A draft that only points ("[1]") gets the extractive sentence when it passes the checks; it was shown even when
+    its confidence was under ``RAG_MIN_CONFIDENCE``."""
+    def answer(model: ConfidenceModel):  # type: ignore[no-untyped-def]
+        components = Components(seeded_settings.model_copy(update={"judge": False, "min_confidence": 0.7}), embedder=embedder,
+                                generators={"llamacpp": FakeGenerator([cite("al-Muhajir", "[{n}]")])})
+        components.answerer.confidence_model = model
+        return components.answerer.run(QUESTION).answer()
+
+    rescued = answer(SHARE_ONLY)  # the extract is the whole answer: 0.88
+    assert not rescued.abstained and rescued.backend == "extractive" and "al-Muhajir" in rescued.answer
+    gated = answer(ConfidenceModel(Logistic({}, -2.0), Logistic({}, 0.0)))  # every answer 0.12
+    assert gated.abstained and gated.backend != "extractive"

@@ -5,7 +5,7 @@ confidence on the result, and the two ways an answer turns into an abstention.
   stays at or above the minimum; an answer left with nothing says the documents may not answer, and shows
   the closest passage, cited.
 * Rescue: a model that only pointed at passages ("[2]") gets the extractive sentence instead, when that one
-  passes the same checks.
+  passes the same checks and the same gate.
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ class AnswerCheck:
             text, score = self.extracted()
             if text != ABSTENTION and score >= self.rescue_score:
                 rescue = self.verifier.verify(text, self.question, self.prompt.context)
-                if not rescue.abstained:
-                    verification, rescued = rescue, True
-                    kept = [c for c in rescue.claims if c.final]
+                rescue_kept = [c for c in rescue.claims if c.final]
+                # The gate too: an extract is an answer like any other (it was shown below the gate before)
+                if not rescue.abstained and self._confidence(rescue_kept, rescue.claims, rescue.judged, False) >= self.min_confidence:
+                    verification, rescued, kept = rescue, True, rescue_kept
                     yield rescue.answer
         signals = self.signals(kept, verification)
         confidence = self._score(signals, verification.abstained)
