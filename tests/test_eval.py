@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.evaluation.answer_eval import AnswerRecord, score_question, summarize
+from rag.components import Components
+from rag.embedding import Embedder
+from rag.evaluation.answer_eval import AnswerRecord, in_process_asker, run_answers, score_question, summarize
+from rag.evaluation.gold import GoldQuestion
+from rag.generation.backends.fake import FakeGenerator
+from rag.settings import Settings
 from rag.evaluation.config import check_gate, load_config
 from rag.evaluation.gold import load_gold
 from rag.evaluation.metrics import percentile, retrieval_metrics
@@ -87,6 +92,19 @@ def test_a_conflict_is_right_only_with_every_side_cited_to_its_own_source() -> N
     one_citation = AnswerRecord("Estimates range from 2,000 to 4,000 fighters [1].", False, cites[:1])
     assert score_question(q, both)["correct"]
     assert not any(score_question(q, r)["correct"] for r in (one_side, crossed, one_citation))
+
+
+def test_a_report_row_keeps_the_draft_and_what_verification_did(seeded_settings: Settings, embedder: Embedder) -> None:
+    """A wrong abstention in a report showed only the abstention: the draft that was dropped, and why, were lost."""
+    draft = "ISIS-K has been led by a council of twelve Nangarhar elders [1]."
+    components = Components(seeded_settings.model_copy(update={"judge": False}), embedder=embedder,
+                            generators={"llamacpp": FakeGenerator([draft])})
+    gold = GoldQuestion(id="g1", question="Who has led ISIS-K since 2020?", answers=["Shahab al-Muhajir"],
+                        evidence=[{"doc_id": "x", "quote": "Shahab al-Muhajir"}], type="factoid", answerable=True, split="test")
+    (row,) = run_answers([gold], in_process_asker(components.answerer, None, None))
+    assert row["abstained"] and row["draft"] == draft
+    assert any("no sentence supported" in note for note in row["notes"]), row["notes"]
+    json.dumps(row)  # the report is JSON
 
 
 def test_gate_thresholds() -> None:

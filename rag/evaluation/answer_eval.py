@@ -26,6 +26,10 @@ class AnswerRecord:
     confidence: float | None = None
     signals: dict[str, float] = field(default_factory=dict)
     cited_texts: dict[int, str] = field(default_factory=dict)  # n -> full passage text, when known
+    # In-process only (the OpenAI wire carries neither): the generator's draft before verification, and what
+    # verification changed and why. Without them a wrong abstention in a report cannot be traced to its cause.
+    draft: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def score_question(q: GoldQuestion, rec: AnswerRecord) -> dict[str, Any]:
@@ -135,7 +139,7 @@ def run_answers(gold: Iterable[GoldQuestion], ask: Callable[..., AnswerRecord], 
             "id": q.id, "type": q.type, "split": q.split, "unanswerable_kind": q.unanswerable_kind, "question": q.question,
             "answerable": q.answerable, "gold_answers": q.answers, "answer": rec.answer, "abstained": rec.abstained,
             "confidence": rec.confidence, "signals": rec.signals, "backend": rec.backend, "citations": rec.citations,
-            "timings": rec.timings, "scores": score_question(q, rec),
+            "timings": rec.timings, "draft": rec.draft, "notes": rec.notes, "scores": score_question(q, rec),
         })
     return rows
 
@@ -149,6 +153,7 @@ def in_process_asker(answerer: Any, backend: str | None, mode: str | None) -> Ca
         return AnswerRecord(
             answer=a.answer, abstained=a.abstained, citations=[c.__dict__ for c in a.citations], timings=a.timings,
             backend=a.backend, confidence=a.confidence, signals=a.signals, cited_texts={c.n: a.passages[c.n - 1].text for c in a.citations if c.n <= len(a.passages)},
+            draft=a.raw_answer, notes=list(a.notes),
         )
 
     return ask
