@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from rag.components import Components
 from rag.embedding import Embedder
-from rag.generation.answer import Answer
 from rag.generation.backends.fake import FakeGenerator
-from rag.generation.run import AnswerRun
 from rag.settings import Settings
 from rag.verification.claim_model import Logistic
 from rag.verification.confidence import ConfidenceModel
@@ -24,15 +22,11 @@ UNSUPPORTED = "ISIS-K has been led by a council of twelve Nangarhar elders [{n}]
 SHARE_ONLY = ConfidenceModel(Logistic({"kept_share": 4.0}, -2.0), Logistic({}, 0.0))
 
 
-def _run(settings: Settings, embedder: Embedder, draft: str) -> AnswerRun:
+def _answer(settings: Settings, embedder: Embedder, draft: str):  # type: ignore[no-untyped-def]
     components = Components(settings.model_copy(update={"judge": False, "min_confidence": 0.7}), embedder=embedder,
                             generators={"llamacpp": FakeGenerator([cite("al-Muhajir", draft)])})
     components.answerer.confidence_model = SHARE_ONLY
-    return components.answerer.run(QUESTION)
-
-
-def _answer(settings: Settings, embedder: Embedder, draft: str) -> Answer:
-    return _run(settings, embedder, draft).answer()
+    return components.answerer.run(QUESTION).answer()
 
 
 def test_a_two_sentence_answer_is_not_gated_as_two_halves(seeded_settings: Settings, embedder: Embedder) -> None:
@@ -48,34 +42,6 @@ def test_a_dropped_sentence_still_counts_against_the_next(seeded_settings: Setti
     answer = _answer(seeded_settings, embedder, f"{UNSUPPORTED} {LEADER}")
     assert answer.abstained  # one of the two decided sentences kept: half an answer, under the gate
     assert "closest passage" in answer.answer
-
-
-def test_a_sentence_dropped_later_never_pulls_a_shown_one_under_the_gate(seeded_settings: Settings,
-                                                                         embedder: Embedder) -> None:
-    """The gate read the share of the sentences decided so far: the leader sentence was streamed as 1 of 1 kept
-    (0.88), then the next was dropped and the shown answer ended at 1 of 2 kept (0.5), under the gate of 0.7 it had
-    passed (seeds s111). Now it waits for the sentence after it, and the answer is an abstention from the start."""
-    run = _run(seeded_settings, embedder, f"{LEADER} {UNSUPPORTED}")
-    shown = list(run.verified())
-    answer = run.answer()
-    assert answer.abstained and "closest passage" in answer.answer
-    assert shown == [answer.answer]  # the leader sentence never appeared
-
-
-def test_every_shown_answer_is_at_or_above_the_gate(seeded_settings: Settings, embedder: Embedder) -> None:
-    """Whatever the mix of kept and dropped sentences, an answer that is not an abstention carries a confidence at or
-    above ``RAG_MIN_CONFIDENCE``, and what was streamed is what the answer says."""
-    drafts = [LEADER, f"{LEADER} {IRAQI}", f"{UNSUPPORTED} {LEADER}", f"{LEADER} {UNSUPPORTED}",
-              f"{LEADER} {IRAQI} {UNSUPPORTED}", f"{LEADER} {UNSUPPORTED} {IRAQI} {LEADER}"]
-    outcomes = []
-    for draft in drafts:
-        run = _run(seeded_settings, embedder, draft)
-        shown = list(run.verified())
-        answer = run.answer()
-        outcomes.append(answer.abstained)
-        assert " ".join(shown) == answer.answer, draft
-        assert answer.abstained or answer.confidence >= 0.7, (draft, answer.confidence)
-    assert outcomes == [False, False, True, True, True, False]  # 3 of 4 kept: sigmoid(1) = 0.73
 
 
 def test_an_extract_that_replaces_a_pointer_only_draft_passes_the_same_gate(seeded_settings: Settings, embedder: Embedder) -> None:

@@ -1,10 +1,9 @@
 """Checking one drafted answer end to end: claims verified one by one (each shown once decided), a
 confidence on the result, and the two ways an answer turns into an abstention.
 
-* Confidence gate (``RAG_MIN_CONFIDENCE``): a sentence is shown only once the answer's confidence with it is
-  at or above the minimum counting every sentence not yet decided as dropped, so a sentence dropped later can
-  never pull the shown answer under the gate; a supported sentence under it waits for the next ones. An answer
-  left with nothing says the documents may not answer, and shows the closest passage, cited.
+* Confidence gate (``RAG_MIN_CONFIDENCE``): a sentence is kept only while the answer's confidence with it
+  stays at or above the minimum; an answer left with nothing says the documents may not answer, and shows
+  the closest passage, cited.
 * Rescue: a model that only pointed at passages ("[2]") gets the extractive sentence instead, when that one
   passes the same checks and the same gate.
 """
@@ -69,54 +68,39 @@ class AnswerCheck:
     def sentences(self) -> Iterator[str]:
         session = self.verifier.session(self.draft, self.question, self.prompt.context)
         kept: list[Claim] = []
-        # Supported sentences not shown yet: the answer with them is under the gate while the sentences after them
-        # are undecided. The gate reads the share of the whole draft kept, counting an undecided sentence as
-        # dropped, so what is shown never depends on a sentence that may still fail: gating on the share of the
-        # sentences decided so far showed seeds s111's first sentence (1 of 1 kept), then its second was dropped
-        # and the answer's final confidence (1 of 2 kept: 0.495) was under the gate (0.529) it had passed.
-        pending: list[Claim] = []
         gated = False
 
         def candidates() -> Iterator[Claim]:
             """The model's supported claims, then the checked sides of a disagreement the answer has not stated (read
-            after the model's claims are decided): an answer that gives one side gets the others, each cited, and so
+            after the model's claims are kept): an answer that gives one side gets the others, each cited, and so
             does an answer whose own sentences all failed. An abstaining model is left alone."""
             yield from (claim for claim in session.decide() if claim.final)
-            if not session.model_abstained:
-                shown = kept + pending + [claim for _, claim in held]
+            if kept or held or not session.model_abstained:
+                shown = kept + [claim for _, claim in held]
                 yield from (claim for side, claim in self.sides if not stated(side, shown, self.prompt.context))
-
-        def passes(answer: list[Claim]) -> bool:
-            return self._confidence(answer, session.claims, session.judged, False) >= self.min_confidence
 
         # Sentences that state a side of a disagreement are shown together once all are decided, in the sides'
         # order (newest source first with prefer=newest, passage order with prefer=all), whatever order the model
-        # wrote them in; an added side would otherwise always come last. They are gated together, as the answer
-        # they make: gated one by one, each of a two-sided answer was half of it and fell under the gate.
+        # wrote them in; an added side would otherwise always come last.
+        # The confidence gate reads the share of the answer kept so far, so the sides are gated together, as the
+        # answer they make: gated one by one, each of a two-sided answer was half of it and fell under the gate.
         held: list[tuple[int, Claim]] = []
         for claim in candidates():
             side = self._side_of(claim)
             if side is not None:
                 held.append((side, claim))
                 continue
-            # Pending sentences are shown together once they pass: gated one by one, the first of two good
-            # sentences was half an answer and fell under the gate, then so did the second (mini m28 and m30).
-            pending.append(claim)
-            if passes(kept + pending):
-                kept += pending
-                yield from (sentence(c) for c in pending)
-                pending = []
-        # Every sentence is decided, so the share is final: each one still pending is kept if the answer with it
-        # passes, in the draft's order.
-        for claim in pending:
-            if passes(kept + [claim]):
-                kept.append(claim)
-                yield sentence(claim)
-            else:
+            # The share kept is of the sentences decided so far: against the whole draft, the first of two good
+            # sentences was half an answer and fell under the gate, then so did the second (mini m28 and m30,
+            # right author answers, became abstentions under the default gate).
+            if self._confidence(kept + [claim], session.decided, session.judged, False) < self.min_confidence:
                 gated = True
+                continue
+            kept.append(claim)
+            yield sentence(claim)
         if held:
             ordered = [claim for _, claim in sorted(held, key=lambda x: x[0])]
-            if not passes(kept + ordered):
+            if self._confidence(kept + ordered, session.decided, session.judged, False) < self.min_confidence:
                 gated = True
             else:
                 kept += ordered
