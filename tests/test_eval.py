@@ -10,14 +10,13 @@ import pytest
 from rag.components import Components
 from rag.embedding import Embedder
 from rag.evaluation.answer_eval import AnswerRecord, in_process_asker, run_answers, score_question, summarize
-from rag.evaluation.gold import GoldQuestion
-from rag.generation.backends.fake import FakeGenerator
-from rag.settings import Settings
 from rag.evaluation.config import check_gate, load_config
-from rag.evaluation.gold import load_gold
+from rag.evaluation.gold import GoldQuestion, load_gold
 from rag.evaluation.metrics import percentile, retrieval_metrics
 from rag.evaluation.text_match import contains_alias, exact_match, normalize_answer, token_f1
+from rag.generation.backends.fake import FakeGenerator
 from rag.ingestion.readers import read_document
+from rag.settings import Settings
 from tests.fixtures.cli import run_cli
 from tests.fixtures.paths import ROOT
 
