@@ -1,9 +1,10 @@
 """Checking one drafted answer end to end: claims verified one by one (each shown once decided), a
 confidence on the result, and the two ways an answer turns into an abstention.
 
-* Confidence gate (``RAG_MIN_CONFIDENCE``): a sentence is kept only while the answer's confidence with it
-  stays at or above the minimum; an answer left with nothing says the documents may not answer, and shows
-  the closest passage, cited.
+* Confidence gate (``RAG_MIN_CONFIDENCE``): a sentence is shown only once the answer's confidence with it is
+  at or above the minimum counting every sentence not yet decided as dropped, so a sentence dropped later can
+  never pull the shown answer under the gate; a supported sentence under it waits for the next ones. An answer
+  left with nothing says the documents may not answer, and shows the closest passage, cited.
 * Rescue: a model that only pointed at passages ("[2]") gets the extractive sentence instead, when that one
   passes the same checks and the same gate.
 """
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from rag.generation.answer import ABSTENTION, Citation
 from rag.generation.backends import Prompt
 from rag.generation.conflicts import Side, stated
-from rag.generation.prompt import ContextPassage
 from rag.retrieval import Passage
 from rag.text import content_terms, strip_citations
 from rag.verification.claims import Claim, is_abstention
@@ -68,40 +68,55 @@ class AnswerCheck:
     def sentences(self) -> Iterator[str]:
         session = self.verifier.session(self.draft, self.question, self.prompt.context)
         kept: list[Claim] = []
-        gated = False
+        # Supported sentences not shown yet: the answer with them is under the gate while the sentences after them
+        # are undecided. The gate reads the share of the whole draft kept, counting an undecided sentence as
+        # dropped, so what is shown never depends on a sentence that may still fail: gating on the share of the
+        # sentences decided so far showed seeds s111's first sentence (1 of 1 kept), then its second was dropped
+        # and the answer's final confidence (1 of 2 kept: 0.495) was under the gate (0.529) it had passed.
+        pending: list[Claim] = []
+        withheld: list[Claim] = []  # supported sentences the gate dropped: the closest passage is what they stand on
 
         def candidates() -> Iterator[Claim]:
             """The model's supported claims, then the checked sides of a disagreement the answer has not stated (read
-            after the model's claims are kept): an answer that gives one side gets the others, each cited, and so
+            after the model's claims are decided): an answer that gives one side gets the others, each cited, and so
             does an answer whose own sentences all failed. An abstaining model is left alone."""
             yield from (claim for claim in session.decide() if claim.final)
-            if kept or held or not session.model_abstained:
-                shown = kept + [claim for _, claim in held]
+            if not session.model_abstained:
+                shown = kept + pending + [claim for _, claim in held]
                 yield from (claim for side, claim in self.sides if not stated(side, shown, self.prompt.context))
+
+        def passes(answer: list[Claim]) -> bool:
+            return self._confidence(answer, session.claims, session.judged, False) >= self.min_confidence
 
         # Sentences that state a side of a disagreement are shown together once all are decided, in the sides'
         # order (newest source first with prefer=newest, passage order with prefer=all), whatever order the model
-        # wrote them in; an added side would otherwise always come last.
-        # The confidence gate reads the share of the answer kept so far, so the sides are gated together, as the
-        # answer they make: gated one by one, each of a two-sided answer was half of it and fell under the gate.
+        # wrote them in; an added side would otherwise always come last. They are gated together, as the answer
+        # they make: gated one by one, each of a two-sided answer was half of it and fell under the gate.
         held: list[tuple[int, Claim]] = []
         for claim in candidates():
             side = self._side_of(claim)
             if side is not None:
                 held.append((side, claim))
                 continue
-            # The share kept is of the sentences decided so far: against the whole draft, the first of two good
-            # sentences was half an answer and fell under the gate, then so did the second (mini m28 and m30,
-            # right author answers, became abstentions under the default gate).
-            if self._confidence(kept + [claim], session.decided, session.judged, False) < self.min_confidence:
-                gated = True
-                continue
-            kept.append(claim)
-            yield sentence(claim)
+            # Pending sentences are shown together once they pass: gated one by one, the first of two good
+            # sentences was half an answer and fell under the gate, then so did the second (mini m28 and m30).
+            pending.append(claim)
+            if passes(kept + pending):
+                kept += pending
+                yield from (sentence(c) for c in pending)
+                pending = []
+        # Every sentence is decided, so the share is final: each one still pending is kept if the answer with it
+        # passes, in the draft's order.
+        for claim in pending:
+            if passes(kept + [claim]):
+                kept.append(claim)
+                yield sentence(claim)
+            else:
+                withheld.append(claim)
         if held:
             ordered = [claim for _, claim in sorted(held, key=lambda x: x[0])]
-            if self._confidence(kept + ordered, session.decided, session.judged, False) < self.min_confidence:
-                gated = True
+            if not passes(kept + ordered):
+                withheld += ordered
             else:
                 kept += ordered
                 for claim in ordered:
@@ -120,8 +135,8 @@ class AnswerCheck:
         signals = self.signals(kept, verification)
         confidence = self._score(signals, verification.abstained)
         low = False
-        if verification.abstained and gated:
-            verification, low = self._closest_passage(verification), True
+        if verification.abstained and withheld:
+            verification, low = self._closest_passage(verification, withheld), True
             yield verification.answer
         shown = [] if verification.abstained else kept  # what the answer says (the rescue's claims when rescued)
         conflicts = [side for side, _ in self.sides if stated(side, shown, self.prompt.context)]
@@ -164,16 +179,20 @@ class AnswerCheck:
             "answerable": min((c.answerable for c in kept if c.answerable is not None), default=UNJUDGED),
         }
 
-    def _closest_passage(self, verification: Verification) -> Verification:
-        """An abstention that still shows the passage closest to the question, cited as [n]."""
-        context: list[ContextPassage] = self.prompt.context
-        if not context:
+    def _closest_passage(self, verification: Verification, withheld: list[Claim]) -> Verification:
+        """An abstention that still shows the closest passage, cited as [n]: the one the best-supported withheld
+        sentence stood on, quoted at its supporting sentence. The passage covering most of the question's words
+        was often a document card (title and authors), not the evidence: seeds s111's gated right answer then
+        cited a passage without its answer, and citation precision fell."""
+        by_n = {c.n: c for c in self.prompt.context}
+        grounds = [(c.scores.get(n, 0.0), c, n) for c in withheld for n in c.final if n in by_n]
+        if not grounds:
             return verification
-        best = max(context, key=lambda c: coverage(self.question, c.passage.text, c.passage.title))
-        p = best.passage
-        start, end = best_sentence(self.question, p.text)
+        _, claim, n = max(grounds, key=lambda g: (g[0], -g[2]))
+        p = by_n[n].passage
+        start, end = best_sentence(claim.text, p.text)
         quote = " ".join(p.text[start:end].split())
-        citation = Citation(n=best.n, doc_id=p.doc_id, title=p.title, source=p.source, chunk_id=p.chunk_id, quote=quote,
+        citation = Citation(n=n, doc_id=p.doc_id, title=p.title, source=p.source, chunk_id=p.chunk_id, quote=quote,
                             start=p.start + start, end=p.start + end, score=0.0)
-        return Verification(LOW_CONFIDENCE.format(quote=quote, n=best.n), [citation], True, verification.claims,
+        return Verification(LOW_CONFIDENCE.format(quote=quote, n=n), [citation], True, verification.claims,
                             [*verification.notes, "confidence below RAG_MIN_CONFIDENCE"], verification.judged)
