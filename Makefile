@@ -7,6 +7,11 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # llama.cpp compiles once (about 10 min on 2 cores); pip caches the wheel afterwards.
 export CMAKE_BUILD_PARALLEL_LEVEL := 2
+# Built for this CPU, but without AMX: a machine whose CPU reports AMX while its kernel does not grant it kills the
+# model with SIGILL on the first long prompt (tilezero in ggml_backend_amx_mul_mat, seen 2026-11-29). GCC keeps an
+# explicit -mno-* over -march=native whatever their order.
+AMX_OFF := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CMAKE_ARGS := -DCMAKE_C_FLAGS="$(AMX_OFF)" -DCMAKE_CXX_FLAGS="$(AMX_OFF)"
 
 .PHONY: install demo test test-fast browser bench eval clean
 
