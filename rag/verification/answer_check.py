@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from rag.generation.answer import ABSTENTION, Citation
+from rag.generation.answer import ABSTENTION
 from rag.generation.backends import Prompt
 from rag.generation.conflicts import Side, stated
 from rag.retrieval import Passage
@@ -22,7 +22,7 @@ from rag.text import content_terms, strip_citations
 from rag.verification.claims import Claim, is_abstention
 from rag.verification.confidence import UNJUDGED, ConfidenceModel
 from rag.verification.rules import coverage
-from rag.verification.verifier import Verification, Verifier, best_sentence, sentence
+from rag.verification.verifier import Verification, Verifier, citation, sentence
 
 LOW_CONFIDENCE = "The documents may not answer this; closest passage: {quote} [{n}]."
 CITED_WITHOUT_ANSWER = "the model cited passages without writing an answer"
@@ -189,10 +189,6 @@ class AnswerCheck:
         if not grounds:
             return verification
         _, claim, n = max(grounds, key=lambda g: (g[0], -g[2]))
-        p = by_n[n].passage
-        start, end = best_sentence(claim.text, p.text)
-        quote = " ".join(p.text[start:end].split())
-        citation = Citation(n=n, doc_id=p.doc_id, title=p.title, source=p.source, chunk_id=p.chunk_id, quote=quote,
-                            start=p.start + start, end=p.start + end, score=0.0)
-        return Verification(LOW_CONFIDENCE.format(quote=quote, n=n), [citation], True, verification.claims,
+        cited = citation(claim.text, by_n[n], 0.0)
+        return Verification(LOW_CONFIDENCE.format(quote=cited.quote, n=n), [cited], True, verification.claims,
                             [*verification.notes, "confidence below RAG_MIN_CONFIDENCE"], verification.judged)

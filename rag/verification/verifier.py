@@ -255,16 +255,17 @@ def _citations(kept: list[Claim], by_n: dict[int, ContextPassage]) -> list[Citat
     out: dict[int, Citation] = {}
     for c in kept:
         for n in c.final:
-            if n in out:
-                continue
-            p = by_n[n].passage
-            q_start, q_end = best_sentence(c.text, p.text)
-            out[n] = Citation(
-                n=n, doc_id=p.doc_id, title=p.title, source=p.source, chunk_id=p.chunk_id,
-                quote=" ".join(p.text[q_start:q_end].split()), start=p.start + q_start, end=p.start + q_end,
-                score=round(c.scores.get(n, 0.0), 4),
-            )
+            if n not in out:
+                out[n] = citation(c.text, by_n[n], round(c.scores.get(n, 0.0), 4))
     return sorted(out.values(), key=lambda c: c.n)
+
+
+def citation(claim: str, cp: ContextPassage, score: float) -> Citation:
+    """``cp`` cited for ``claim``, quoted at the passage sentence sharing the most content words with it."""
+    p = cp.passage
+    start, end = best_sentence(claim, p.text)
+    return Citation(n=cp.n, doc_id=p.doc_id, title=p.title, source=p.source, chunk_id=p.chunk_id,
+                    quote=" ".join(p.text[start:end].split()), start=p.start + start, end=p.start + end, score=score)
 
 
 def best_sentence(claim: str, passage_text: str) -> tuple[int, int]:
