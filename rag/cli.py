@@ -368,8 +368,10 @@ def evaluate(
     compare_runs: Annotated[Optional[tuple[str, str]], typer.Option("--compare", help="Compare two runs (names or JSON paths): A B.")] = None,
     ablation: Annotated[bool, typer.Option("--ablation", help="Retrieval metrics per mode and chunk size, side by side.")] = False,
     claims: Annotated[bool, typer.Option("--claims", help="Measure the verifier on labelled claims (eval/gold/claims.jsonl).")] = False,
-    fit: Annotated[bool, typer.Option("--fit", help="With --claims: refit the claim model on the dev split first.")] = False,
+    fit: Annotated[bool, typer.Option("--fit", help="With --claims: refit the claim model on the dev split first. With --replay: write the chosen claim threshold into the claim model.")] = False,
     fit_confidence: Annotated[Optional[list[str]], typer.Option("--fit-confidence", help="Fit the answer confidence on the dev rows of these runs (repeat the option; run them with RAG_MIN_CONFIDENCE=0).")] = None,
+    replay_runs: Annotated[Optional[list[str]], typer.Option("--replay", help="Re-verify the stored drafts of these runs (repeat the option; dev runs) at each --claim-thresholds value, without generating again.")] = None,
+    claim_thresholds: Annotated[str, typer.Option("--claim-thresholds", help="Claim thresholds for --replay, comma-separated.")] = "0.4,0.45,0.5,0.55",
     split: Annotated[Optional[Split], typer.Option("--split", help="Questions or claims of this split only (default: all; --claims: test).")] = None,
     chunk_sizes: Annotated[str, typer.Option("--chunk-sizes", help="Chunk sizes for --ablation, comma-separated.")] = "64,96,128,200",
     config_path: Annotated[Path, typer.Option("--config", help="Eval config with sets and gate thresholds.")] = Path("eval/eval.toml"),
@@ -390,6 +392,24 @@ def evaluate(
         out.print_json(json.dumps({"answered": model.answered.to_dict(), "abstained": model.abstained.to_dict(), **model.meta}))
         return
     settings = _settings()
+    if replay_runs:
+        from rag.evaluation.replay import choose, replay, replay_markdown, write_threshold
+
+        thresholds = _thresholds(claim_thresholds)
+        config = load_config(config_path)
+        runs = []
+        for ref in replay_runs:
+            stored = load_report(ref, reports)
+            runs += replay(settings, config.eval_set(stored["set"]), stored, thresholds, progress=sys.stderr.isatty())
+        chosen, pooled = choose(runs)
+        reports.mkdir(parents=True, exist_ok=True)
+        path = reports / f"{name or 'replay'}.md"
+        path.write_text(replay_markdown(runs, chosen, pooled))
+        out.print(path.read_text(), highlight=False, markup=False)
+        out.print(f"written: {path}")
+        if fit:
+            out.print(f"claim model: {write_threshold(chosen, runs)}")
+        return
     if claims:
         from rag.evaluation.claims_eval import CachedJudge, run_claims, write
         from rag.verification.judge import judge_of
@@ -430,6 +450,17 @@ def evaluate(
     if report["gate_failures"]:
         err.print("[bold red]gate failed:[/] " + "; ".join(report["gate_failures"]))
         raise typer.Exit(1)
+
+
+def _thresholds(text: str) -> list[float]:
+    """``--claim-thresholds``: comma-separated probabilities in [0, 1]."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"not a comma-separated list of numbers: {text!r}", param_hint="--claim-thresholds") from None
+    if not values or any(not 0.0 <= v <= 1.0 for v in values):
+        raise typer.BadParameter(f"thresholds must be numbers in [0, 1]: {text!r}", param_hint="--claim-thresholds")
+    return values
 
 
 @app.command()

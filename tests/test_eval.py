@@ -17,6 +17,7 @@ from rag.evaluation.text_match import contains_alias, exact_match, normalize_ans
 from rag.generation.backends.fake import FakeGenerator
 from rag.ingestion.readers import read_document
 from rag.settings import Settings
+from rag.verification.claim_model import ClaimModel
 from tests.fixtures.cli import run_cli
 from tests.fixtures.paths import ROOT
 
@@ -138,6 +139,13 @@ def test_answer_gate_with_real_model_and_compare(tmp_path: Path, model_path: Pat
     assert sum(not r["answerable"] for r in report["questions"]) >= 2  # stratified: abstention is exercised
     assert all(r["backend"] in ("llamacpp", "extractive") for r in report["questions"])
     assert {"retrieve_p50_ms", "generate_p50_ms", "verify_p50_ms"} <= set(report["summary"])
+    # Its stored drafts, re-verified by the real judge at the threshold the run used, give the run's outcomes back:
+    # what makes a replay at another threshold evidence (`rag eval --replay`)
+    shipped = f"{ClaimModel.load().threshold(judged=True):g}"
+    replayed = run_cli(["eval", "--replay", "smoke", "--claim-thresholds", shipped, "--name", "smoke-replay",
+                        "--reports", str(reports)], tmp_path / "data", env=env)
+    assert replayed.returncode == 0, replayed.stderr
+    assert f"| smoke | {shipped} | 12 | " in replayed.stdout and "| 12/12 |" in replayed.stdout, replayed.stdout
     extractive = run_cli(["eval", "--limit", "12", "--name", "smoke-x", "--backend", "extractive", "--reports", str(reports)],
                          tmp_path / "data", env=env)
     assert (reports / "smoke-x.json").is_file(), extractive.stderr

@@ -64,7 +64,7 @@ def run_eval(settings: Settings, config: EvalConfig, eval_set: EvalSet, *, backe
         "config": {"gold": str(eval_set.gold), "docs": str(eval_set.docs), "backend": "-" if retrieval_only else (
             "remote" if url else backend or settings.llm_backend), "mode": mode, "limit": limit, "url": url,
             "chunk_size": settings.chunk_size, "context_sentences": settings.context_sentences, "answer_top_k": settings.answer_top_k,
-            "split": split or "all"},
+            "split": split or "all", "claim_threshold": settings.claim_threshold, "min_confidence": settings.min_confidence},
         "questions": [],
     }
     failures: list[str] = []
