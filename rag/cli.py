@@ -404,8 +404,9 @@ def evaluate(
         chosen, pooled = choose(runs)
         reports.mkdir(parents=True, exist_ok=True)
         path = reports / f"{name or 'replay'}.md"
-        path.write_text(replay_markdown(runs, chosen, pooled))
-        out.print(path.read_text(), highlight=False, markup=False)
+        text = replay_markdown(runs, chosen, pooled)
+        path.write_text(text)
+        out.print(text, highlight=False, markup=False)
         out.print(f"written: {path}")
         if fit:
             out.print(f"claim model: {write_threshold(chosen, runs)}")

@@ -84,7 +84,7 @@ def test_a_run_without_drafts_cannot_be_replayed(tmp_path: Path, eval_set: EvalS
 
 
 def _run(name: str, threshold: float, net: int, split: str = "dev") -> ReplayRun:
-    return ReplayRun(name, threshold, [{"id": "q", "split": split}], {}, net, 1)
+    return ReplayRun(name, threshold, [{"id": "q", "split": split}], {}, net)
 
 
 def test_the_chosen_threshold_has_the_best_pooled_net_and_ties_go_to_the_stricter() -> None:

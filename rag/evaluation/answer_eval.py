@@ -132,16 +132,18 @@ def run_answers(gold: Iterable[GoldQuestion], ask: Callable[..., AnswerRecord], 
     from tqdm import tqdm
 
     questions = list(gold)
-    rows = []
-    for q in tqdm(questions, desc="eval", unit="q", disable=not progress):
-        rec = ask(q.question, q.filter) if q.filter else ask(q.question)
-        rows.append({
-            "id": q.id, "type": q.type, "split": q.split, "unanswerable_kind": q.unanswerable_kind, "question": q.question,
-            "answerable": q.answerable, "gold_answers": q.answers, "answer": rec.answer, "abstained": rec.abstained,
-            "confidence": rec.confidence, "signals": rec.signals, "backend": rec.backend, "citations": rec.citations,
-            "timings": rec.timings, "draft": rec.draft, "notes": rec.notes, "scores": score_question(q, rec),
-        })
-    return rows
+    return [answer_row(q, ask(q.question, q.filter) if q.filter else ask(q.question))
+            for q in tqdm(questions, desc="eval", unit="q", disable=not progress)]
+
+
+def answer_row(q: GoldQuestion, rec: AnswerRecord) -> dict[str, Any]:
+    """A report's row for one question: what was asked, what the system said, and its scores."""
+    return {
+        "id": q.id, "type": q.type, "split": q.split, "unanswerable_kind": q.unanswerable_kind, "question": q.question,
+        "answerable": q.answerable, "gold_answers": q.answers, "answer": rec.answer, "abstained": rec.abstained,
+        "confidence": rec.confidence, "signals": rec.signals, "backend": rec.backend, "citations": rec.citations,
+        "timings": rec.timings, "draft": rec.draft, "notes": rec.notes, "scores": score_question(q, rec),
+    }
 
 
 def in_process_asker(answerer: Any, backend: str | None, mode: str | None) -> Callable[..., AnswerRecord]:

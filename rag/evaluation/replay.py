@@ -21,7 +21,7 @@ from typing import Any
 
 from rag.components import Components
 from rag.errors import RagError
-from rag.evaluation.answer_eval import in_process_asker, outcome, score_question, summarize
+from rag.evaluation.answer_eval import answer_row, in_process_asker, outcome, summarize
 from rag.embedding import Embedder
 from rag.evaluation.config import EvalSet
 from rag.evaluation.gold import load_gold
@@ -79,8 +79,12 @@ class ReplayRun:
     rows: list[dict[str, Any]]
     summary: dict[str, float]
     net: int
-    agree: int  # rows whose +1/0/-1 outcome matches the stored run's
     flips: list[str] = field(default_factory=list)  # "id: stored -> replayed"
+
+    @property
+    def agree(self) -> int:
+        """Rows whose +1/0/-1 outcome matches the stored run's."""
+        return len(self.rows) - len(self.flips)
 
 
 def replay(settings: Settings, eval_set: EvalSet, report: dict[str, Any], thresholds: Sequence[float], *,
@@ -106,14 +110,10 @@ def replay(settings: Settings, eval_set: EvalSet, report: dict[str, Any], thresh
         rows = []
         for q in tqdm(gold, desc=f"replay {report.get('name')} @ {t:g}", unit="q", disable=not progress):
             replaying.draft = stored[q.id]["draft"]
-            rec = ask(q.question, q.filter) if q.filter else ask(q.question)
-            rows.append({"id": q.id, "split": q.split, "answerable": q.answerable, "unanswerable_kind": q.unanswerable_kind,
-                         "answer": rec.answer, "abstained": rec.abstained, "confidence": rec.confidence,
-                         "timings": {}, "notes": rec.notes, "scores": score_question(q, rec)})
+            rows.append(answer_row(q, ask(q.question, q.filter) if q.filter else ask(q.question)))
         flips = [f"{r['id']}: {outcome(stored[r['id']]):+d} -> {outcome(r):+d}" for r in rows
                  if outcome(r) != outcome(stored[r["id"]])]
-        out.append(ReplayRun(str(report.get("name")), t, rows, summarize(rows), sum(outcome(r) for r in rows),
-                             len(rows) - len(flips), flips))
+        out.append(ReplayRun(str(report.get("name")), t, rows, summarize(rows), sum(outcome(r) for r in rows), flips))
     return out
 
 
