@@ -372,6 +372,7 @@ def evaluate(
     fit_confidence: Annotated[Optional[list[str]], typer.Option("--fit-confidence", help="Fit the answer confidence on the dev rows of these runs (repeat the option; run them with RAG_MIN_CONFIDENCE=0).")] = None,
     replay_runs: Annotated[Optional[list[str]], typer.Option("--replay", help="Re-verify the stored drafts of these runs (repeat the option; dev runs) at each --claim-thresholds value, without generating again.")] = None,
     claim_thresholds: Annotated[str, typer.Option("--claim-thresholds", help="Claim thresholds for --replay, comma-separated.")] = "0.4,0.45,0.5,0.55",
+    write_runs: Annotated[bool, typer.Option("--write-runs", help="With --replay: also write each replayed run as a report of its own (<name>-<run>-t<threshold>), for --compare and --fit-confidence.")] = False,
     split: Annotated[Optional[Split], typer.Option("--split", help="Questions or claims of this split only (default: all; --claims: test).")] = None,
     chunk_sizes: Annotated[str, typer.Option("--chunk-sizes", help="Chunk sizes for --ablation, comma-separated.")] = "64,96,128,200",
     config_path: Annotated[Path, typer.Option("--config", help="Eval config with sets and gate thresholds.")] = Path("eval/eval.toml"),
@@ -393,16 +394,19 @@ def evaluate(
         return
     settings = _settings()
     if replay_runs:
-        from rag.evaluation.replay import choose, replay, replay_markdown, write_threshold
+        from rag.evaluation.replay import as_report, choose, replay, replay_markdown, write_threshold
 
         thresholds = _thresholds(claim_thresholds)
         config = load_config(config_path)
         runs = []
+        reports.mkdir(parents=True, exist_ok=True)
         for ref in replay_runs:
             stored = load_report(ref, reports)
-            runs += replay(settings, config.eval_set(stored["set"]), stored, thresholds, progress=sys.stderr.isatty())
+            replayed = replay(settings, config.eval_set(stored["set"]), stored, thresholds, progress=sys.stderr.isatty())
+            runs += replayed
+            for run in replayed if write_runs else []:
+                out.print(f"written: {write_report(as_report(run, stored['set'], name or 'replay'), reports)['json']}")
         chosen, pooled = choose(runs)
-        reports.mkdir(parents=True, exist_ok=True)
         path = reports / f"{name or 'replay'}.md"
         text = replay_markdown(runs, chosen, pooled)
         path.write_text(text)

@@ -16,7 +16,8 @@ import pytest
 from rag.embedding import Embedder
 from rag.errors import RagError
 from rag.evaluation.config import EvalSet
-from rag.evaluation.replay import ReplayRun, choose, replay, replay_markdown, write_threshold
+from rag.evaluation.replay import ReplayRun, as_report, choose, replay, replay_markdown, write_threshold
+from rag.evaluation.report import compare, load_report, write_report
 from rag.generation.backends.fake import FakeGenerator
 from rag.settings import Settings
 from rag.verification.claim_model import MODEL_FILE, ClaimModel
@@ -58,7 +59,7 @@ def eval_set(tmp_path: Path) -> EvalSet:
 
 def _stored(abstained: bool) -> dict:  # type: ignore[type-arg]
     """A stored run: the draft above, and what the run answered with it."""
-    row = {"id": "q1", "answerable": True, "draft": DRAFT, "split": "dev",
+    row = {"id": "q1", "answerable": True, "draft": DRAFT, "split": "dev", "answer": "stored answer",
            "scores": {"abstained": abstained, "correct": not abstained}}
     return {"name": "stored", "set": "replay-test", "config": {"backend": "llamacpp", "mode": "hybrid"}, "questions": [row]}
 
@@ -81,6 +82,23 @@ def test_a_run_without_drafts_cannot_be_replayed(tmp_path: Path, eval_set: EvalS
     stored["questions"][0]["draft"] = None  # a run through a service stores no drafts
     with pytest.raises(RagError, match="no stored drafts"):
         replay(Settings(data_dir=tmp_path / "data"), eval_set, stored, [0.5], generator=ScriptedJudge(0.7), embedder=embedder)
+
+
+def test_a_replayed_run_is_a_report_of_its_own(tmp_path: Path, eval_set: EvalSet, embedder: Embedder) -> None:
+    """Written with --write-runs: loadable, comparable with the stored run, and carrying what a confidence fit reads
+    (each row's signals, and the gate and threshold it was replayed with)."""
+    settings = Settings(data_dir=tmp_path / "data", min_confidence=0.0)
+    stored = _stored(abstained=True)
+    (run,) = replay(settings, eval_set, stored, [0.05], generator=ScriptedJudge(0.7), embedder=embedder)
+    write_report(as_report(run, "replay-test", "gateoff"), tmp_path / "reports")
+    loaded = load_report("gateoff-stored-t0.05", tmp_path / "reports")
+    assert loaded["config"] == {"backend": "llamacpp", "mode": "hybrid", "claim_threshold": 0.05, "min_confidence": 0.0,
+                                "replay_of": "stored"}
+    (row,) = loaded["questions"]
+    assert row["split"] == "dev" and row["draft"] == DRAFT and not row["abstained"] and row["signals"]["support"] > 0
+    assert loaded["summary"]["accuracy"] == 1.0
+    stored["summary"] = {"accuracy": 0.0}
+    assert "q1" in compare(stored, loaded)  # the flip is listed
 
 
 def _run(name: str, threshold: float, net: int, split: str = "dev") -> ReplayRun:

@@ -14,6 +14,7 @@ design, while real drafts are mostly paraphrases of their passage (eval/reports/
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from rag.settings import Settings
 from rag.verification.claim_model import MODEL_FILE, ClaimModel
 from rag.verification.judge import Check, judge_of
 
-REPLAY_COMMAND = "rag eval --replay R1 --replay R2 ... --claim-thresholds T1,T2,... [--fit]"
+REPLAY_COMMAND = "rag eval --replay R1 --replay R2 ... --claim-thresholds T1,T2,... [--fit] [--write-runs]"
 SHOWN_METRICS = ("accuracy", "abstention_precision", "abstention_recall", "citation_precision")
 
 
@@ -80,6 +81,7 @@ class ReplayRun:
     summary: dict[str, float]
     net: int
     flips: list[str] = field(default_factory=list)  # "id: stored -> replayed"
+    config: dict[str, Any] = field(default_factory=dict)  # the stored run's config, as replayed
 
     @property
     def agree(self) -> int:
@@ -113,8 +115,18 @@ def replay(settings: Settings, eval_set: EvalSet, report: dict[str, Any], thresh
             rows.append(answer_row(q, ask(q.question, q.filter) if q.filter else ask(q.question)))
         flips = [f"{r['id']}: {outcome(stored[r['id']]):+d} -> {outcome(r):+d}" for r in rows
                  if outcome(r) != outcome(stored[r["id"]])]
-        out.append(ReplayRun(str(report.get("name")), t, rows, summarize(rows), sum(outcome(r) for r in rows), flips))
+        replayed = {**config, "claim_threshold": t, "min_confidence": base.min_confidence, "replay_of": report.get("name")}
+        out.append(ReplayRun(str(report.get("name")), t, rows, summarize(rows), sum(outcome(r) for r in rows), flips, replayed))
     return out
+
+
+def as_report(run: ReplayRun, set_name: str, prefix: str) -> dict[str, Any]:
+    """A replayed run as an eval report of its own, named ``<prefix>-<run>-t<threshold>``: it can be compared with
+    ``--compare`` and, replayed with the gate off (``RAG_MIN_CONFIDENCE=0``), fitted with ``--fit-confidence``
+    without generating the dev answers again."""
+    return {"name": f"{prefix}-{run.run}-t{run.threshold:g}", "set": set_name,
+            "created": dt.datetime.now().isoformat(timespec="seconds"), "config": run.config, "questions": run.rows,
+            "summary": run.summary, "gate_failures": []}
 
 
 def choose(runs: Sequence[ReplayRun]) -> tuple[float, dict[float, int]]:
