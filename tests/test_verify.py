@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rag.generation.answer import ABSTENTION
 from rag.generation.prompt import ContextPassage, build_messages, sanitize
 from rag.retrieval import Passage
@@ -143,3 +145,48 @@ def test_a_year_the_question_states_may_rest_on_the_cited_documents_date() -> No
     undated = Passage("d1::h::0/1", "d1", "Taliban gains", "/src/d1.txt", text, 0, len(text), 0)
     other = Passage("d2::h::0/1", "d2", "Other report", "/src/d2.txt", "Kabul was quiet.", 0, 16, 0, date="2017-04-13")
     assert verify(draft, question, [ContextPassage(1, undated, text), ContextPassage(2, other, "Kabul was quiet.")], 0.5).abstained
+
+
+class RecordingJudge(FixedJudge):
+    """A fixed judge that keeps the claims it was asked about."""
+
+    def __init__(self, p_yes: float) -> None:
+        super().__init__(p_yes)
+        self.claims: list[str | None] = []
+
+    def judge(self, checks: list) -> list[float]:  # type: ignore[type-arg]
+        self.claims += [c.claim for c in checks]
+        return super().judge(checks)
+
+
+@pytest.mark.parametrize(("sentence", "source", "fact"), [
+    ("The American Kahani author thinks China is the Taliban's best option [1].", "The American Kahani author",
+     "China is the Taliban's best option."),
+    ("The Pashtuns predominate in the Taliban, according to the Dragonfly analysis [1].", "the Dragonfly analysis",
+     "The Pashtuns predominate in the Taliban."),
+    ("According to Kumar, China is the Taliban's best option [1].", "Kumar", "China is the Taliban's best option."),
+    # a subject that is no source noun reports nothing: the whole sentence is the claim
+    ("The Taliban believe that China is their best option [1].", "", "The Taliban believe that China is their best option."),
+])
+def test_a_reported_fact_is_judged_without_its_source(sentence: str, source: str, fact: str) -> None:
+    """"The American Kahani author thinks China is ..." (seeds s10) was judged whole, and its source was never
+    checked. Now the fact is judged, and the source checked against the passage's card."""
+    (claim,) = split_cited_sentences(sentence)
+    assert (claim.attribution, claim.fact) == (source, fact)
+
+
+def test_a_reported_source_must_be_the_passages_publisher_or_author() -> None:
+    text = "Foreign partners such as China will be their best option."
+    question = "Which partner does the American Kahani author think is the Taliban's best option?"
+    draft = "The American Kahani author thinks China is the Taliban's best option [1]."
+
+    def run(publisher: str | None) -> tuple[Verification, RecordingJudge]:
+        p = Passage("d1::h::0/1", "d1", "Anatomy of a threat", "/src/d1.txt", text, 0, len(text), 0, author="Rohan Kumar",
+                    publisher=publisher)
+        judge = RecordingJudge(0.9)
+        return Verifier(ClaimModel.load(), judge=judge).verify(draft, question, [ContextPassage(1, p, text)]), judge  # type: ignore[arg-type]
+
+    kept, judge = run("American Kahani")
+    assert not kept.abstained and judge.claims[0] == "China is the Taliban's best option."
+    refused, judge = run("Dragonfly")  # another publisher's passage: not the source named, the judge is not asked
+    assert refused.abstained and "the source named" in " ".join(refused.claims[0].checks[1].reasons) and judge.claims == []

@@ -199,9 +199,10 @@ class VerificationSession:
                 self.notes.append(f"dropped out-of-range citation(s) {bad}")
             rules = {n: check(c.fact, self.question, p.passage.text, p.passage.title, v.all_names, self.documents[p.passage.doc_id])
                      for n, p in self.by_n.items()}
-            if c.attribution:  # "According to X (2022), ...": only a passage by X, or quoting X, can support it
+            if c.attribution:  # "According to X (2022), ...": only a passage by X (its card: title, authors, date,
+                # publisher), or quoting X, can support it
                 for n, p in self.by_n.items():
-                    card_and_text = f"{p.passage.byline()}\n{p.passage.text}"
+                    card_and_text = f"{p.passage.byline()}\n{p.passage.publisher or ''}\n{p.passage.text}"
                     if not attribution_matches(c.attribution, v.all_names(card_and_text) if v.all_names else card_and_text):
                         rules[n].reasons.append(f"the source named ({c.attribution}) is not this passage's")
             if self.judged:
