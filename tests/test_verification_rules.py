@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from rag.evaluation.claims_eval import CLAIMS_GOLD, load_claims
+from rag.evaluation.claims_eval import CLAIMS_GOLD, data_hash, load_claims
 from rag.verification.claim_model import MODEL_FILE, ClaimModel
 from rag.verification.claims import is_abstention, split_claims
 from rag.verification.quantities import missing_quantities, quantities
@@ -128,12 +128,9 @@ def test_an_evidence_sentence_supports_the_claim_before_it_and_is_never_an_answe
 
 def test_the_claim_model_was_fitted_on_the_current_claims_dev_split() -> None:
     """The stored fit names the data it was fitted on; a changed dev split needs `rag eval --claims --fit`."""
-    import hashlib
-
     model = ClaimModel.load(MODEL_FILE)
     dev = [c for c in load_claims(CLAIMS_GOLD) if c.split == "dev"]
-    digest = hashlib.sha256("".join(c.model_dump_json() for c in dev).encode()).hexdigest()[:16]
-    assert model.meta["fit_data_sha256"] == digest and model.meta["fit_command"] == "rag eval --claims --fit"
+    assert model.meta["fit_data_sha256"] == data_hash(dev) and model.meta["fit_command"] == "rag eval --claims --fit"
     assert 0 < model.threshold(judged=True) < 1 and "judge_logit" in model.with_judge.weights
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rag.errors import RagError
 from rag.evaluation.metrics import auroc, mean
@@ -32,6 +32,11 @@ RECALL_WEIGHT = 1.0  # claim threshold: best F-beta on dev; F2 and F1.5 both pic
 
 
 class ClaimCase(BaseModel):
+    """One labelled answer sentence against one passage. ``source`` and ``note`` are provenance for cases taken from
+    real drafts: the run and row the sentence came from, and why it was labelled as it was."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silently missing label
+
     id: str
     collection: str
     doc_id: str
@@ -42,12 +47,26 @@ class ClaimCase(BaseModel):
     supported: bool
     pattern: str
     split: Literal["dev", "test"]
+    source: str | None = None
+    note: str | None = None
 
 
 def load_claims(path: Path = CLAIMS_GOLD) -> list[ClaimCase]:
     if not path.is_file():
         raise RagError(f"claims file not found: {path}")
-    return [ClaimCase.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    cases = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            cases.append(ClaimCase.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "line"
+            raise RagError(f"{path}:{number}: not a labelled claim ({where}: {first['msg']})") from exc
+    if not cases:
+        raise RagError(f"no labelled claims in {path}")
+    return cases
 
 
 class CachedJudge:
@@ -131,7 +150,12 @@ def _rejected(case: ClaimCase) -> bool:
     return check(text, case.question, case.passage, case.title).rejected
 
 
-def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path) -> ClaimModel:
+def data_hash(cases: list[ClaimCase]) -> str:
+    """The digest a fit records of its cases (unset provenance fields left out, so adding them kept old digests)."""
+    return hashlib.sha256("".join(c.model_dump_json(exclude_none=True) for c in cases).encode()).hexdigest()[:16]
+
+
+def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path, source: Path = CLAIMS_GOLD) -> ClaimModel:
     """Fit both logistic models on these (dev) cases; thresholds: the highest recall at the target precision
     on dev, else the best F0.5 (precision weighs more than recall: a dropped sentence costs less than a wrong one)."""
     from sklearn.linear_model import LogisticRegression
@@ -147,10 +171,9 @@ def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path) -> ClaimM
         keep = [not _rejected(c) for c in cases]
         model.threshold = _choose_threshold([model.probability(f) if k else 0.0 for f, k in zip(x, keep, strict=True)], labels)
         models[name] = model
-    data_hash = hashlib.sha256("".join(c.model_dump_json() for c in cases).encode()).hexdigest()[:16]
     fitted = ClaimModel(models["with_judge"], models["rules_only"],
-                        {"fit_command": FIT_COMMAND, "fit_data": f"{CLAIMS_GOLD} split=dev ({len(cases)} cases)",
-                         "fit_data_sha256": data_hash, "threshold_rule": f"best F{RECALL_WEIGHT:g} on dev"})
+                        {"fit_command": FIT_COMMAND + ("" if source == CLAIMS_GOLD else f" --claims-file {source}"), "fit_data": f"{source} split=dev ({len(cases)} cases)",
+                         "fit_data_sha256": data_hash(cases), "threshold_rule": f"best F{RECALL_WEIGHT:g} on dev"})
     fitted.save(path)
     return fitted
 
@@ -189,12 +212,16 @@ def run_claims(judge_factory: Callable[[], Judge | None], path: Path = CLAIMS_GO
 
     model_path = model_path or MODEL_FILE
     cases = load_claims(path)
+    if do_fit and not any(c.split == "dev" for c in cases):
+        raise RagError(f"fitting needs dev claims; {path} has none")
+    if not any(split == "all" or c.split == split for c in cases):
+        raise RagError(f"no {split} claims in {path}")
     judge = judge_factory()
     report: dict[str, Any] = {"claims_file": str(path), "judge": judge is not None}
     if do_fit:
         dev = [c for c in cases if c.split == "dev"]
         x_dev = case_features(dev, judge, progress)
-        fitted = fit(dev, x_dev, model_path)
+        fitted = fit(dev, x_dev, model_path, path)
         report["fit"] = {"model": str(model_path), **fitted.meta, "dev": _summary(score(dev, x_dev, fitted))}
     model = ClaimModel.load(model_path)
     chosen = [c for c in cases if split == "all" or c.split == split]
