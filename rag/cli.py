@@ -368,7 +368,7 @@ def evaluate(
     compare_runs: Annotated[Optional[tuple[str, str]], typer.Option("--compare", help="Compare two runs (names or JSON paths): A B.")] = None,
     ablation: Annotated[bool, typer.Option("--ablation", help="Retrieval metrics per mode and chunk size, side by side.")] = False,
     claims: Annotated[bool, typer.Option("--claims", help="Measure the verifier on labelled claims (eval/gold/claims.jsonl).")] = False,
-    claims_file: Annotated[Path, typer.Option("--claims-file", help="With --claims: the labelled claims to read (e.g. eval/gold/draft_claims.jsonl, sentences from real drafts).")] = Path("eval/gold/claims.jsonl"),
+    claims_file: Annotated[Optional[Path], typer.Option("--claims-file", help="With --claims: the labelled claims to read (default: the claims set; e.g. eval/gold/draft_claims.jsonl, sentences from real drafts).")] = None,
     fit: Annotated[bool, typer.Option("--fit", help="With --claims: refit the claim model on the dev split first. With --replay: write the chosen claim threshold into the claim model.")] = False,
     fit_confidence: Annotated[Optional[list[str]], typer.Option("--fit-confidence", help="Fit the answer confidence on the dev rows of these runs (repeat the option; run them with RAG_MIN_CONFIDENCE=0).")] = None,
     replay_runs: Annotated[Optional[list[str]], typer.Option("--replay", help="Re-verify the stored drafts of these runs (repeat the option; dev runs) at each --claim-thresholds value, without generating again.")] = None,
@@ -417,7 +417,7 @@ def evaluate(
             out.print(f"claim model: {write_threshold(chosen, runs)}")
         return
     if claims:
-        from rag.evaluation.claims_eval import CachedJudge, run_claims, write
+        from rag.evaluation.claims_eval import CLAIMS_GOLD, CachedJudge, run_claims, write
         from rag.verification.judge import judge_of
 
         components = _components(settings)
@@ -428,7 +428,7 @@ def evaluate(
             key = f"{generator.name}:{getattr(generator, 'model_path', settings.llm_model)}"
             return CachedJudge(judge, settings.data_dir / "cache" / "claims-judge.jsonl", key) if judge else None
 
-        report = run_claims(cached_judge, claims_file, do_fit=fit, split=split or "test", progress=sys.stderr.isatty())
+        report = run_claims(cached_judge, claims_file or CLAIMS_GOLD, do_fit=fit, split=split or "test", progress=sys.stderr.isatty())
         path = write(report, reports, name or "claims")
         out.print(path.read_text(), highlight=False, markup=False)
         out.print(f"written: {path}")

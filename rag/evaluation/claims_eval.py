@@ -171,8 +171,9 @@ def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path, source: P
         keep = [not _rejected(c) for c in cases]
         model.threshold = _choose_threshold([model.probability(f) if k else 0.0 for f, k in zip(x, keep, strict=True)], labels)
         models[name] = model
+    command = FIT_COMMAND if source == CLAIMS_GOLD else f"{FIT_COMMAND} --claims-file {source}"
     fitted = ClaimModel(models["with_judge"], models["rules_only"],
-                        {"fit_command": FIT_COMMAND + ("" if source == CLAIMS_GOLD else f" --claims-file {source}"), "fit_data": f"{source} split=dev ({len(cases)} cases)",
+                        {"fit_command": command, "fit_data": f"{source} split=dev ({len(cases)} cases)",
                          "fit_data_sha256": data_hash(cases), "threshold_rule": f"best F{RECALL_WEIGHT:g} on dev"})
     fitted.save(path)
     return fitted
@@ -212,24 +213,25 @@ def run_claims(judge_factory: Callable[[], Judge | None], path: Path = CLAIMS_GO
 
     model_path = model_path or MODEL_FILE
     cases = load_claims(path)
-    if do_fit and not any(c.split == "dev" for c in cases):
+    dev = [c for c in cases if c.split == "dev"]
+    chosen = [c for c in cases if split == "all" or c.split == split]
+    if do_fit and not dev:
         raise RagError(f"fitting needs dev claims; {path} has none")
-    if not any(split == "all" or c.split == split for c in cases):
+    if not chosen:
         raise RagError(f"no {split} claims in {path}")
-    judge = judge_factory()
+    judge = judge_factory()  # after the checks: a file that cannot be measured does not load the model
     report: dict[str, Any] = {"claims_file": str(path), "judge": judge is not None}
     if do_fit:
-        dev = [c for c in cases if c.split == "dev"]
         x_dev = case_features(dev, judge, progress)
         fitted = fit(dev, x_dev, model_path, path)
         report["fit"] = {"model": str(model_path), **fitted.meta, "dev": _summary(score(dev, x_dev, fitted))}
     model = ClaimModel.load(model_path)
-    chosen = [c for c in cases if split == "all" or c.split == split]
     x = case_features(chosen, judge, progress)
-    report[split] = _summary(score(chosen, x, model))
+    scored = score(chosen, x, model)
+    report[split] = _summary(scored)
     rules_only = [{k: v for k, v in f.items() if k != JUDGE_FEATURE} for f in x]
     report[f"{split}_rules_only"] = _summary(score(chosen, rules_only, model))
-    report["rows"] = score(chosen, x, model)["rows"]
+    report["rows"] = scored["rows"]
     return report
 
 
