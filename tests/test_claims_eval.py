@@ -42,8 +42,8 @@ def test_the_claims_file_option_measures_that_file(tmp_path: Path, monkeypatch: 
 
 
 @pytest.mark.parametrize(("line", "expected"), [
-    ({"suported": True}, "drafts.jsonl:2: not a labelled claim (suported: Extra inputs are not permitted)"),
-    ({"split": "train"}, "drafts.jsonl:2: not a labelled claim (split: Input should be 'dev' or 'test')"),
+    ({"suported": True}, "drafts.jsonl:2: invalid labelled claim (suported: Extra inputs are not permitted)"),
+    ({"split": "train"}, "drafts.jsonl:2: invalid labelled claim (split: Input should be 'dev' or 'test')"),
 ])
 def test_a_bad_claims_line_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              line: dict[str, object], expected: str) -> None:

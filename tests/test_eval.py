@@ -184,7 +184,7 @@ def test_bad_eval_inputs_are_clear(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "question": "q"}\n')
     res = run_cli(["eval", "--gold", str(bad), "--retrieval-only"], tmp_path)
-    assert res.returncode == 1 and "invalid gold row" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 1 and "bad.jsonl:1: invalid gold row (" in res.stderr and "Traceback" not in res.stderr
     missing = run_cli(["eval", "--compare", "a", "b", "--reports", str(tmp_path)], tmp_path)
     assert missing.returncode == 1 and "no eval report" in missing.stderr
 

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from rag.errors import RagError
+from rag.evaluation.gold import read_jsonl
 from rag.evaluation.metrics import auroc, mean
 from rag.verification.claim_model import JUDGE_FEATURE, JUDGED_FEATURES, RULE_FEATURES, ClaimModel, Logistic, features
 from rag.verification.claims import split_claims
@@ -52,18 +53,8 @@ class ClaimCase(BaseModel):
 
 
 def load_claims(path: Path = CLAIMS_GOLD) -> list[ClaimCase]:
-    if not path.is_file():
-        raise RagError(f"claims file not found: {path}")
-    cases = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            cases.append(ClaimCase.model_validate_json(line))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "line"
-            raise RagError(f"{path}:{number}: not a labelled claim ({where}: {first['msg']})") from exc
+    """Read and validate a labelled claims JSONL file; errors name the line."""
+    cases = [case for _, case in read_jsonl(path, ClaimCase, "labelled claim")]
     if not cases:
         raise RagError(f"no labelled claims in {path}")
     return cases

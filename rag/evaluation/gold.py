@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -13,6 +12,7 @@ from rag.errors import RagError
 QuestionType = Literal["factoid", "numeric", "date", "list", "paraphrase", "multi_doc", "conflict", "unanswerable",
                        "metadata", "filtered", "alias"]
 Split = Literal["dev", "test"]
+Row = TypeVar("Row", bound=BaseModel)
 # How an unanswerable question imitates an answerable one (eval/README.md defines each kind).
 UnanswerableKind = Literal["out_of_scope", "other_quantity", "other_person", "false_premise", "unstated_detail",
                            "negation", "entity_swap"]
@@ -78,19 +78,29 @@ class GoldQuestion(BaseModel):
 
 def load_gold(path: Path) -> list[GoldQuestion]:
     """Read and validate a gold JSONL file; errors name the line."""
-    if not path.is_file():
-        raise RagError(f"gold file not found: {path}")
     rows: list[GoldQuestion] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = GoldQuestion.model_validate(json.loads(line))
-        except (json.JSONDecodeError, ValidationError) as exc:
-            raise RagError(f"{path}:{number}: invalid gold row: {exc}") from exc
+    for number, row in read_jsonl(path, GoldQuestion, "gold row"):
         if row.id in seen:
             raise RagError(f"{path}:{number}: duplicate id {row.id!r}")
         seen.add(row.id)
         rows.append(row)
+    return rows
+
+
+def read_jsonl(path: Path, model: type[Row], what: str) -> list[tuple[int, Row]]:
+    """Each non-blank line of a JSONL file validated as ``model``, with its line number. A bad line is one error
+    naming the file, the line and the first field at fault: ``gold.jsonl:7: invalid gold row (split: ...)``."""
+    if not path.is_file():
+        raise RagError(f"file not found: {path}")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, model.model_validate_json(line)))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "line"
+            raise RagError(f"{path}:{number}: invalid {what} ({where}: {first['msg']})") from exc
     return rows
