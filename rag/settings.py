@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     judge: bool = Field(True, description="Ask the generator whether each answer sentence is stated by its passage (read from its yes/no probability). Off: the rules decide alone, about 4 s faster per sentence on 2 cores and less precise.")
     judge_answers: bool | None = Field(None, description="Also ask the judge whether each kept sentence's window answers the question at all (the confidence signal `answerable`; one more check per sentence). Default: only when the fitted confidence model reads that signal; `rag eval` always asks, so its reports can fit it.")
     claim_threshold: float | None = Field(None, ge=0.0, le=1.0, description="With a judge: lowest probability of support (the claim model's) for an answer sentence to be kept. Default: the claim model's, chosen on dev questions (`rag eval --replay ... --fit`).")
+    min_answerable: float = Field(0.0, ge=0.0, le=1.0, description="With the answers check on (RAG_JUDGE_ANSWERS): a sentence whose supporting window the judge says does not answer the question (P(yes) below this, read without the sentence) is not kept on that window; it is tried on the best other window, then dropped. 0 = off: the check only lowers the answer's confidence.")
     support_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Without a judge (rules only): lowest share of an answer sentence's new words a passage must hold.")
     min_confidence: float | None = Field(None, ge=0.0, le=1.0, description="Answers below this confidence become abstentions that show the closest passage (default: the threshold chosen on dev; 0 = off).")
     prefer: Prefer = Field("newest", description="When sources disagree on a number or date: newest (lead with the newest source, older values after) or all (every value side by side). Each value is stated with its source, date and citation either way.")
@@ -135,6 +136,13 @@ class Settings(BaseSettings):
         if level not in LOG_LEVELS:
             raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
         return level
+
+    @model_validator(mode="after")
+    def _veto_needs_its_check(self) -> Settings:
+        """A minimum on the answers check that is never asked would be silently off."""
+        if self.min_answerable > 0 and self.judge_answers is False:
+            raise ValueError("RAG_MIN_ANSWERABLE needs the answers check: unset RAG_JUDGE_ANSWERS=false, or set the minimum to 0")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from rag.components import Components
 from rag.evaluation.config import EvalSet
 from rag.evaluation.runner import eval_settings
@@ -22,7 +25,7 @@ from rag.verification.claim_model import ClaimModel, Logistic
 from rag.verification.confidence import UNJUDGED, ConfidenceModel
 from rag.verification.judge import Check, check_messages, fixed_parts
 from rag.verification.rules import windows, with_antecedent
-from rag.verification.verifier import Verifier
+from rag.verification.verifier import OFF_QUESTION_NOTE, Verifier
 from tests.fixtures.fake import cite
 
 QUESTION = "Who has led ISIS-K since 2020?"
@@ -136,3 +139,64 @@ def test_the_claim_threshold_setting_overrides_the_fitted_one(seeded_settings: S
     strict = _answer(seeded_settings, embedder, JudgingFake([cite("al-Muhajir", LEADER)], claim_p=0.95, answers_p=0.9),
                      support_only, claim_threshold=0.999)
     assert strict.abstained and "no sentence supported by the passages" in strict.notes  # ... and under this one
+
+
+class WindowJudge:
+    """Claim checks: yes (0.95) when the window holds every longer word of the claim. Claim-less checks: yes (0.9) only
+    for a window that says who leads the group."""
+
+    def __init__(self) -> None:
+        self.checks: list[Check] = []
+
+    def judge(self, checks: list[Check]) -> list[float]:
+        self.checks += checks
+        return [(0.9 if "led by" in c.passage else 0.1) if c.claim is None else (0.95 if _states(c.passage, c.claim) else 0.05)
+                for c in checks]
+
+
+def _states(passage: str, claim: str) -> bool:
+    words = {w.strip(".,").lower() for w in claim.split() if len(w.strip(".,")) > 3}
+    return words <= {w.strip(".,").lower() for w in passage.split()}
+
+
+def _context(*texts: str) -> list[ContextPassage]:
+    return [ContextPassage(n, Passage(f"d{n}::h::0/1", f"d{n}", f"Analysis {n}", f"/src/d{n}.txt", t, 0, len(t), 0), t)
+            for n, t in enumerate(texts, start=1)]
+
+
+def test_min_answerable_drops_a_true_sentence_that_answers_another_question() -> None:
+    """The claim check passes both sentences (each is stated by its passage), but the second one's passage says where
+    the group is, not who leads it: with ``RAG_MIN_ANSWERABLE`` it is dropped; off (0), it is kept."""
+    context = _context("Since 2020, ISIS-K has been led by Shahab al-Muhajir.", "ISIS-K is based in Nangarhar province.")
+    draft = "Shahab al-Muhajir has led ISIS-K since 2020 [1]. ISIS-K is based in Nangarhar province [2]."
+    off = Verifier(ClaimModel.load(), judge=WindowJudge(), judge_answers=True).verify(draft, QUESTION, context)
+    assert "Nangarhar" in off.answer and not off.abstained
+    on = Verifier(ClaimModel.load(), judge=WindowJudge(), judge_answers=True, min_answerable=0.5).verify(draft, QUESTION, context)
+    assert "al-Muhajir" in on.answer and "Nangarhar" not in on.answer, on.answer
+    assert OFF_QUESTION_NOTE in on.notes and [c.final for c in on.claims] == [[1], []]
+
+
+def test_min_answerable_moves_a_sentence_to_the_passage_that_answers() -> None:
+    """Cited to a passage that states it but is about something else, the sentence is tried on the best other passage,
+    and kept there when that one answers the question: the citation moves instead of the answer being lost."""
+    context = _context("Since 2020 Shahab al-Muhajir has led ISIS-K fighters in Kunar.",
+                       "Since 2020, ISIS-K has been led by Shahab al-Muhajir.")
+    draft = "Shahab al-Muhajir has led ISIS-K since 2020 [1]."
+    off = Verifier(ClaimModel.load(), judge=WindowJudge(), judge_answers=True).verify(draft, QUESTION, context)
+    assert [c.final for c in off.claims] == [[1]], off.notes
+    judge = WindowJudge()
+    on = Verifier(ClaimModel.load(), judge=judge, judge_answers=True, min_answerable=0.5).verify(draft, QUESTION, context)
+    assert [c.final for c in on.claims] == [[2]] and on.claims[0].answerable == 0.9, on.notes
+    assert "citation [1] moved to [2]" in on.notes and OFF_QUESTION_NOTE not in on.notes
+    # A quoted side of a disagreement is the source's own words: its risk is checked by the side rules, not this one
+    quoted = Verifier(ClaimModel.load(), judge=WindowJudge(), judge_answers=True, min_answerable=0.5).verify(
+        draft, QUESTION, context[:1], quoted=True)
+    assert [c.final for c in quoted.claims] == [[1]], quoted.notes
+
+
+def test_min_answerable_needs_the_answers_check() -> None:
+    with pytest.raises(ValidationError, match="RAG_MIN_ANSWERABLE needs the answers check"):
+        Settings(min_answerable=0.5, judge_answers=False)
+    with pytest.raises(ValidationError):
+        Settings(min_answerable=1.5)
+    assert Settings(min_answerable=0.5).min_answerable == 0.5

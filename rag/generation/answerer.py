@@ -154,7 +154,8 @@ class Answerer:
         s = self.settings
         note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
         return Verifier(self.claim_model, self.retriever.embedder, self.judge(run), s.support_threshold, note,
-                        self.retriever.index.aliases().with_all_names, self.judge_answers, s.claim_threshold)
+                        self.retriever.index.aliases().with_all_names, self.judge_answers, s.claim_threshold,
+                        s.min_answerable)
 
     @property
     def judge_answers(self) -> bool:
@@ -162,6 +163,8 @@ class Answerer:
         judge call per kept sentence, paid only where it changes the confidence)."""
         if self.settings.judge_answers is not None:
             return self.settings.judge_answers
+        if self.settings.min_answerable > 0:  # the minimum reads it
+            return True
         return self.confidence_model is not None and self.confidence_model.reads("answerable")
 
     def check(self, run: AnswerRun) -> AnswerCheck:

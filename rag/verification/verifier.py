@@ -31,6 +31,7 @@ SEMANTIC_MATCH = 0.8  # rules only: a window this close in embedding space count
 QUOTED_MIN_JUDGE = 0.5
 NO_JUDGE_NOTE = "checked by rules only (the backend gives no yes/no probabilities)"
 JUDGE_OFF_NOTE = "checked by rules only (RAG_JUDGE is off)"
+OFF_QUESTION_NOTE = "a sentence's passage does not answer the question (RAG_MIN_ANSWERABLE)"
 
 
 @dataclass
@@ -55,8 +56,10 @@ class Verifier:
     def __init__(self, model: ClaimModel, embedder: Embedder | None = None, judge: Judge | None = None,
                  rules_threshold: float = 0.5, no_judge_note: str = NO_JUDGE_NOTE,
                  all_names: Callable[[str], str] | None = None, judge_answers: bool = False,
-                 claim_threshold: float | None = None) -> None:
+                 claim_threshold: float | None = None, min_answerable: float = 0.0) -> None:
         self.model = model
+        # with judge_answers: a kept sentence's window must also answer the question at least this much (0 = off)
+        self.min_answerable = min_answerable
         self.judge_answers = judge_answers  # also judge whether a kept claim's window answers the question at all
         self.no_judge_note = no_judge_note  # why there is no judge, shown in the answer's notes
         self.embedder = embedder
@@ -101,6 +104,7 @@ class Verifier:
         cited = [n for n in dict.fromkeys(c.cited) if n in usable]
         others = [n for n in usable if n not in cited]
         threshold = self.model.threshold(judged=True) if self.claim_threshold is None else self.claim_threshold
+        off_question = False
         for pool in (cited, others):
             if not pool:
                 continue
@@ -115,13 +119,21 @@ class Verifier:
             r = rules[n]
             clean = not (r.names_missing or r.negation_mismatch or r.comparative_added or r.adds_nothing)
             if p >= threshold or (quoted and clean and got >= QUOTED_MIN_JUDGE):
-                c.final = [n]
                 if self.judge_answers:  # whether that window answers the question at all, read without the claim.
                     # With the sentence before it: a window whose subject is "the group" does not say whose figure
                     # it gives (eval/reports/issue12-stop22-answerability.md).
                     window = with_antecedent(by_n[n].passage.text, rules[n].window)
                     c.answerable = self.ask(Check(by_n[n].passage.title, window, question))
+                    # A true sentence that answers another question (the light's range asked its fog signal's) is
+                    # what the claim check lets through most on real drafts (eval/reports/issue12-stop32.md): with
+                    # min_answerable it must stand on a window that answers this one. A quoted side is left alone.
+                    if not quoted and c.answerable is not None and c.answerable < self.min_answerable:
+                        off_question = True
+                        continue
+                c.final = [n]
                 return
+        if off_question:
+            c.notes.append(OFF_QUESTION_NOTE)
 
     # -- rules only -----------------------------------------------------------------------------------
     def decide_by_rules(self, c: Claim, question: str, by_n: dict[int, ContextPassage], rules: dict[int, RuleCheck]) -> None:
