@@ -19,6 +19,7 @@ from rich.table import Table
 from rag.errors import RagError
 from rag.evaluation.gold import Split
 from rag.settings import LLMBackendName, Prefer, RetrievalMode, Settings, get_settings
+from rag.verification.claim_model import FitPart
 
 if TYPE_CHECKING:
     from rag.components import Components
@@ -368,7 +369,8 @@ def evaluate(
     compare_runs: Annotated[Optional[tuple[str, str]], typer.Option("--compare", help="Compare two runs (names or JSON paths): A B.")] = None,
     ablation: Annotated[bool, typer.Option("--ablation", help="Retrieval metrics per mode and chunk size, side by side.")] = False,
     claims: Annotated[bool, typer.Option("--claims", help="Measure the verifier on labelled claims (eval/gold/claims.jsonl).")] = False,
-    claims_file: Annotated[Optional[Path], typer.Option("--claims-file", help="With --claims: the labelled claims to read (default: the claims set; e.g. eval/gold/draft_claims.jsonl, sentences from real drafts).")] = None,
+    claims_file: Annotated[Optional[list[Path]], typer.Option("--claims-file", help="With --claims: the labelled claims to read, repeatable (default: the claims set; e.g. eval/gold/draft_claims.jsonl, sentences from real drafts).")] = None,
+    fit_part: Annotated[FitPart, typer.Option("--fit-part", help="With --claims --fit: which claim model to refit: both, with-judge or rules-only (the other is kept).")] = "both",
     fit: Annotated[bool, typer.Option("--fit", help="With --claims: refit the claim model on the dev split first. With --replay: write the chosen claim threshold into the claim model.")] = False,
     fit_confidence: Annotated[Optional[list[str]], typer.Option("--fit-confidence", help="Fit the answer confidence on the dev rows of these runs (repeat the option; run them with RAG_MIN_CONFIDENCE=0).")] = None,
     replay_runs: Annotated[Optional[list[str]], typer.Option("--replay", help="Re-verify the stored drafts of these runs (repeat the option; dev runs) at each --claim-thresholds value, without generating again.")] = None,
@@ -428,7 +430,8 @@ def evaluate(
             key = f"{generator.name}:{getattr(generator, 'model_path', settings.llm_model)}"
             return CachedJudge(judge, settings.data_dir / "cache" / "claims-judge.jsonl", key) if judge else None
 
-        report = run_claims(cached_judge, claims_file or CLAIMS_GOLD, do_fit=fit, split=split or "test", progress=sys.stderr.isatty())
+        report = run_claims(cached_judge, claims_file or [CLAIMS_GOLD], do_fit=fit, split=split or "test",
+                            progress=sys.stderr.isatty(), part=fit_part)
         path = write(report, reports, name or "claims")
         out.print(path.read_text(), highlight=False, markup=False)
         out.print(f"written: {path}")

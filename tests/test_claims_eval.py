@@ -57,6 +57,16 @@ def test_a_bad_claims_line_is_one_clear_error(tmp_path: Path, monkeypatch: pytes
     assert not (tmp_path / "r").exists()  # nothing written for a file that could not be read
 
 
+def test_claims_files_with_a_shared_id_are_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read together (to fit on both), two files must not hold the same case id: the fit's data hash names each once."""
+    a = _write(tmp_path / "a.jsonl", [_case(1, "Shahab al-Muhajir has led ISIS-K since 2020 [1].", True)])
+    b = _write(tmp_path / "b.jsonl", [_case(1, "Nangarhar has led ISIS-K since 2020 [1].", False)])
+    res = invoke(["eval", "--claims", "--claims-file", str(a), "--claims-file", str(b), "--backend", "extractive",
+                  "--reports", str(tmp_path / "r")], tmp_path / "data", monkeypatch)
+    assert res.exit_code == 1 and "claim id 'd0001' is in more than one of" in res.stderr, res.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_claims_file_without_the_split_asked_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     claims = _write(tmp_path / "drafts.jsonl", [_case(1, "Shahab al-Muhajir has led ISIS-K since 2020 [1].", True)])
     res = invoke(["eval", "--claims", "--claims-file", str(claims), "--split", "dev", "--backend", "extractive",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
 import pytest
 
 from rag.evaluation.claims_eval import CLAIMS_GOLD, data_hash, load_claims
@@ -134,6 +136,24 @@ def test_the_claim_model_was_fitted_on_the_current_claims_dev_split() -> None:
     assert 0 < model.threshold(judged=True) < 1 and "judge_logit" in model.with_judge.weights
 
 
+def test_the_rules_only_model_refits_from_its_recorded_command(tmp_path: Path) -> None:
+    """The rules-only part is fitted on both claims files' dev splits (`rules_only_fit` names them): refitted here
+    without a judge, it gives the shipped weights and threshold, and the judged part and its provenance are kept."""
+    from rag.evaluation.claims_eval import case_features, fit, load_many
+
+    shipped = ClaimModel.load(MODEL_FILE)
+    files = [CLAIMS_GOLD, Path("eval/gold/draft_claims.jsonl")]
+    dev = [c for c in load_many(files) if c.split == "dev"]
+    recorded = shipped.meta["rules_only_fit"]
+    assert recorded["fit_data_sha256"] == data_hash(dev) and recorded["fit_command"].endswith("--fit-part rules-only")
+    scratch = tmp_path / "claims.json"
+    shipped.save(scratch)
+    refit = fit(dev, case_features(dev, None), scratch, files, "rules-only")
+    assert refit.rules_only.threshold == shipped.rules_only.threshold
+    assert refit.rules_only.weights == pytest.approx(shipped.rules_only.weights, abs=1e-6)
+    assert refit.with_judge == shipped.with_judge and refit.meta == shipped.meta
+
+
 def test_rules_only_verifier_on_the_claims_test_split() -> None:
     """Without a judge (an openai server without logprobs, the extractive fallback) the rules still reject what they
     can prove wrong: every hard rejection (a quantity the passage does not state) is right at least 90% of the time."""
@@ -141,3 +161,27 @@ def test_rules_only_verifier_on_the_claims_test_split() -> None:
     rejected = [c for c in cases if check(split_claims(c.answer)[0].text, c.question, c.passage, c.title).rejected]
     assert len(rejected) >= 10
     assert sum(not c.supported for c in rejected) / len(rejected) >= 0.9, json.dumps([c.id for c in rejected if c.supported])
+
+
+def test_without_a_judge_the_verifier_keeps_what_the_claims_eval_reports() -> None:
+    """`rag eval --claims` reports the rules-only claim model at its threshold; the verifier without a judge must
+    decide the same way, sentence by sentence, or that report describes a verifier nobody runs. (It did not: the
+    verifier kept a sentence when half its new words were in the window, whatever the model said.)"""
+    from rag.evaluation.claims_eval import case_features, load_many, score
+    from rag.generation.prompt import ContextPassage
+    from rag.retrieval import Passage
+    from rag.verification.verifier import Verifier
+
+    model = ClaimModel.load(MODEL_FILE)
+    cases = [c for c in load_many([CLAIMS_GOLD, Path("eval/gold/draft_claims.jsonl")]) if c.split == "test"]
+    scored = score(cases, case_features(cases, None), model)
+    reported = {r["id"]: r["probability"] >= scored["threshold"] for r in scored["rows"]}
+    verifier = Verifier(model)
+    differ = []
+    for c in cases:
+        context = [ContextPassage(1, Passage("d::h::0/1", c.doc_id, c.title, "/src/d.txt", c.passage, 0, len(c.passage), 0), c.passage)]
+        kept = any(claim.final for claim in verifier.verify(c.answer, c.question, context).claims)
+        if kept != reported[c.id]:
+            differ.append(c.id)
+    assert len(cases) > 500 and sum(reported.values()) > 100
+    assert not differ, differ

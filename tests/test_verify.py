@@ -16,9 +16,9 @@ P2 = "The final death toll was 38 people, with dozens more injured. Amaq claimed
 P3 = "Rohan Kumar is a senior at UC Riverside studying International Affairs."
 
 
-def verify(draft: str, question: str, context: list[ContextPassage], threshold: float) -> Verification:
-    """Rules only (no judge): the deterministic layer every answer passes first."""
-    return Verifier(ClaimModel.load(), rules_threshold=threshold).verify(draft, question, context)
+def verify(draft: str, question: str, context: list[ContextPassage]) -> Verification:
+    """Rules only (no judge): the deterministic layer every answer passes first, at the fitted threshold."""
+    return Verifier(ClaimModel.load()).verify(draft, question, context)
 
 
 def ctx(*texts: str) -> list[ContextPassage]:
@@ -29,7 +29,7 @@ def ctx(*texts: str) -> list[ContextPassage]:
 
 
 def test_correct_citation_is_kept_with_quote_and_span() -> None:
-    v = verify("Shahab al-Muhajir has led ISIS-K since 2020 [1].", "Who has led ISIS-K since 2020?", ctx(P1, P2), 0.5)
+    v = verify("Shahab al-Muhajir has led ISIS-K since 2020 [1].", "Who has led ISIS-K since 2020?", ctx(P1, P2))
     assert not v.abstained
     assert v.answer == "Shahab al-Muhajir has led ISIS-K since 2020 [1]."
     (c,) = v.citations
@@ -39,7 +39,7 @@ def test_correct_citation_is_kept_with_quote_and_span() -> None:
 
 
 def test_wrong_citation_moves_to_supporting_passage() -> None:
-    v = verify("The attack killed 38 people [1].", "How many people died?", ctx(P1, P2), 0.5)
+    v = verify("The death toll was 38 people [1].", "How many people died?", ctx(P1, P2))
     assert not v.abstained
     assert [c.n for c in v.citations] == [2]
     assert "[2]" in v.answer and "[1]" not in v.answer
@@ -47,42 +47,42 @@ def test_wrong_citation_moves_to_supporting_passage() -> None:
 
 
 def test_out_of_range_citation_dropped_and_replaced() -> None:
-    v = verify("Shahab al-Muhajir leads it [7].", "Who leads ISIS-K?", ctx(P1, P2), 0.5)
+    v = verify("Shahab al-Muhajir leads it [7].", "Who leads ISIS-K?", ctx(P1, P2))
     assert [c.n for c in v.citations] == [1]
     assert "[7]" not in v.answer
     assert any("out-of-range" in n for n in v.notes)
 
 
 def test_world_knowledge_answer_becomes_abstention() -> None:
-    v = verify("The capital of Peru is Lima [1].", "What is the capital of Peru?", ctx(P1, P2), 0.5)
+    v = verify("The capital of Peru is Lima [1].", "What is the capital of Peru?", ctx(P1, P2))
     assert v.abstained and v.answer == ABSTENTION and v.citations == []
 
 
 def test_wrong_number_is_not_supported() -> None:
-    v = verify("The attack killed 45 people [2].", "How many people died in the attack?", ctx(P1, P2), 0.5)
+    v = verify("The attack killed 45 people [2].", "How many people died in the attack?", ctx(P1, P2))
     assert v.abstained
 
 
 def test_stitched_name_is_not_supported() -> None:
-    v = verify("Shahab al-Muhajir is a senior at UC Riverside [3].", "Where does he study?", ctx(P1, P2, P3), 0.5)
+    v = verify("Shahab al-Muhajir is a senior at UC Riverside [3].", "Where does he study?", ctx(P1, P2, P3))
     assert v.abstained
 
 
 def test_unsupported_sentence_dropped_supported_kept() -> None:
-    v = verify("Shahab al-Muhajir leads ISIS-K [1]. He was born in Paris in 1975 [1].", "Who leads ISIS-K?", ctx(P1), 0.5)
+    v = verify("Shahab al-Muhajir leads ISIS-K [1]. He was born in Paris in 1975 [1].", "Who leads ISIS-K?", ctx(P1))
     assert not v.abstained and "Paris" not in v.answer and "Muhajir" in v.answer
     assert any("dropped 1 unsupported" in n for n in v.notes)
 
 
 def test_restating_the_question_is_no_answer() -> None:
-    v = verify("The leader of ISIS-K is the leader [1].", "Who is the leader of ISIS-K?", ctx(P1), 0.5)
+    v = verify("The leader of ISIS-K is the leader [1].", "Who is the leader of ISIS-K?", ctx(P1))
     assert v.abstained
 
 
 def test_model_abstention_and_empty_output() -> None:
-    assert verify(ABSTENTION, "q?", ctx(P1), 0.5).abstained
-    assert verify("The passages do not contain this information.", "q?", ctx(P1), 0.5).abstained
-    assert verify("", "q?", ctx(P1), 0.5).abstained
+    assert verify(ABSTENTION, "q?", ctx(P1)).abstained
+    assert verify("The passages do not contain this information.", "q?", ctx(P1)).abstained
+    assert verify("", "q?", ctx(P1)).abstained
 
 
 def test_citation_parsing_variants() -> None:
@@ -139,12 +139,12 @@ def test_a_year_the_question_states_may_rest_on_the_cited_documents_date() -> No
     dated = Passage("d1::h::0/1", "d1", "Taliban gains", "/src/d1.txt", text, 0, len(text), 0, date="2017-04-13")
     question = "According to the Long War Journal, how many districts did the Taliban hold in early 2017?"
     draft = "The Long War Journal estimated the Taliban held 43 districts in early 2017 [1]."
-    v = verify(draft, question, [ContextPassage(1, dated, text)], 0.5)
+    v = verify(draft, question, [ContextPassage(1, dated, text)])
     assert not v.abstained and [c.n for c in v.citations] == [1]
     # Another document's date is no premise: the year must come from the cited document itself
     undated = Passage("d1::h::0/1", "d1", "Taliban gains", "/src/d1.txt", text, 0, len(text), 0)
     other = Passage("d2::h::0/1", "d2", "Other report", "/src/d2.txt", "Kabul was quiet.", 0, 16, 0, date="2017-04-13")
-    assert verify(draft, question, [ContextPassage(1, undated, text), ContextPassage(2, other, "Kabul was quiet.")], 0.5).abstained
+    assert verify(draft, question, [ContextPassage(1, undated, text), ContextPassage(2, other, "Kabul was quiet.")]).abstained
 
 
 class RecordingJudge(FixedJudge):

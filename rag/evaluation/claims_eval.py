@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from rag.errors import RagError
 from rag.evaluation.gold import read_jsonl
 from rag.evaluation.metrics import auroc, mean
-from rag.verification.claim_model import JUDGE_FEATURE, JUDGED_FEATURES, RULE_FEATURES, ClaimModel, Logistic, features
+from rag.verification.claim_model import JUDGE_FEATURE, JUDGED_FEATURES, RULE_FEATURES, ClaimModel, FitPart, Logistic, features
 from rag.verification.claims import split_claims
 from rag.verification.judge import Check, Judge, prefix_messages
 from rag.verification.rules import check
@@ -146,14 +146,18 @@ def data_hash(cases: list[ClaimCase]) -> str:
     return hashlib.sha256("".join(c.model_dump_json(exclude_none=True) for c in cases).encode()).hexdigest()[:16]
 
 
-def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path, source: Path = CLAIMS_GOLD) -> ClaimModel:
-    """Fit both logistic models on these (dev) cases; thresholds: the highest recall at the target precision
-    on dev, else the best F0.5 (precision weighs more than recall: a dropped sentence costs less than a wrong one)."""
+def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path, source: Path | Sequence[Path] = CLAIMS_GOLD,
+        part: FitPart = "both") -> ClaimModel:
+    """Fit the logistic models (``part``: both, or only the one with the judge or the rules-only one, keeping the
+    other and its provenance from the model at ``path``) on these (dev) cases; thresholds: best F1 on dev."""
     from sklearn.linear_model import LogisticRegression
 
+    sources = [source] if isinstance(source, Path) else list(source)
     labels = [c.supported for c in cases]
-    models: dict[str, Logistic] = {}
-    for name, columns in (("with_judge", JUDGED_FEATURES), ("rules_only", RULE_FEATURES)):
+    parts = {"both": ("with_judge", "rules_only"), "with-judge": ("with_judge",), "rules-only": ("rules_only",)}[part]
+    fitted = ClaimModel.load(path) if part != "both" else ClaimModel(Logistic({}, 0.0), Logistic({}, 0.0), {})
+    for name in parts:
+        columns = JUDGED_FEATURES if name == "with_judge" else RULE_FEATURES
         if name == "with_judge" and JUDGE_FEATURE not in x[0]:
             raise RagError("fitting needs a backend that can judge (llamacpp, or an openai server with logprobs)")
         matrix = [[f.get(col, 0.0) for col in columns] for f in x]
@@ -161,11 +165,15 @@ def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path, source: P
         model = Logistic(dict(zip(columns, (float(w) for w in lr.coef_[0]), strict=True)), float(lr.intercept_[0]))
         keep = [not _rejected(c) for c in cases]
         model.threshold = _choose_threshold([model.probability(f) if k else 0.0 for f, k in zip(x, keep, strict=True)], labels)
-        models[name] = model
-    command = FIT_COMMAND if source == CLAIMS_GOLD else f"{FIT_COMMAND} --claims-file {source}"
-    fitted = ClaimModel(models["with_judge"], models["rules_only"],
-                        {"fit_command": command, "fit_data": f"{source} split=dev ({len(cases)} cases)",
-                         "fit_data_sha256": data_hash(cases), "threshold_rule": f"best F{RECALL_WEIGHT:g} on dev"})
+        setattr(fitted, name, model)
+    files = "" if sources == [CLAIMS_GOLD] else "".join(f" --claims-file {p}" for p in sources)
+    provenance = {"fit_command": FIT_COMMAND + files + ("" if part == "both" else f" --fit-part {part}"),
+                  "fit_data": f"{' + '.join(str(p) for p in sources)} split=dev ({len(cases)} cases)",
+                  "fit_data_sha256": data_hash(cases), "threshold_rule": f"best F{RECALL_WEIGHT:g} on dev"}
+    if part == "rules-only":  # the judged part keeps its own provenance at the top level
+        fitted.meta["rules_only_fit"] = provenance
+    else:
+        fitted.meta = {k: v for k, v in fitted.meta.items() if part == "with-judge" or k != "rules_only_fit"} | provenance
     fitted.save(path)
     return fitted
 
@@ -197,25 +205,28 @@ def recall_at_precision(probabilities: list[float], labels: list[bool], target: 
     return best
 
 
-def run_claims(judge_factory: Callable[[], Judge | None], path: Path = CLAIMS_GOLD, do_fit: bool = False,
-               split: str = "test", progress: bool = False, model_path: Path | None = None) -> dict[str, Any]:
-    """Measure the verifier on ``split`` (after fitting on dev when ``do_fit``). Returns the report."""
+def run_claims(judge_factory: Callable[[], Judge | None], path: Path | Sequence[Path] = CLAIMS_GOLD, do_fit: bool = False,
+               split: str = "test", progress: bool = False, model_path: Path | None = None, part: FitPart = "both") -> dict[str, Any]:
+    """Measure the verifier on ``split`` of one or more claims files (after fitting ``part`` on their dev split when
+    ``do_fit``). Returns the report."""
     from rag.verification.claim_model import MODEL_FILE
 
     model_path = model_path or MODEL_FILE
-    cases = load_claims(path)
+    paths = [path] if isinstance(path, Path) else list(path)
+    cases = load_many(paths)
     dev = [c for c in cases if c.split == "dev"]
     chosen = [c for c in cases if split == "all" or c.split == split]
+    named = " + ".join(str(p) for p in paths)
     if do_fit and not dev:
-        raise RagError(f"fitting needs dev claims; {path} has none")
+        raise RagError(f"fitting needs dev claims; {named} has none")
     if not chosen:
-        raise RagError(f"no {split} claims in {path}")
+        raise RagError(f"no {split} claims in {named}")
     judge = judge_factory()  # after the checks: a file that cannot be measured does not load the model
-    report: dict[str, Any] = {"claims_file": str(path), "judge": judge is not None}
+    report: dict[str, Any] = {"claims_file": named, "judge": judge is not None}
     if do_fit:
         x_dev = case_features(dev, judge, progress)
-        fitted = fit(dev, x_dev, model_path, path)
-        report["fit"] = {"model": str(model_path), **fitted.meta, "dev": _summary(score(dev, x_dev, fitted))}
+        fitted = fit(dev, x_dev, model_path, paths, part)
+        report["fit"] = {"model": str(model_path), "part": part, **fitted.meta, "dev": _summary(score(dev, x_dev, fitted))}
     model = ClaimModel.load(model_path)
     x = case_features(chosen, judge, progress)
     scored = score(chosen, x, model)
@@ -224,6 +235,17 @@ def run_claims(judge_factory: Callable[[], Judge | None], path: Path = CLAIMS_GO
     report[f"{split}_rules_only"] = _summary(score(chosen, rules_only, model))
     report["rows"] = scored["rows"]
     return report
+
+
+def load_many(paths: Sequence[Path]) -> list[ClaimCase]:
+    """The cases of several claims files, whose ids must not collide (a fit's data hash names each case once)."""
+    cases = [c for p in paths for c in load_claims(p)]
+    seen: set[str] = set()
+    for c in cases:
+        if c.id in seen:
+            raise RagError(f"claim id {c.id!r} is in more than one of {', '.join(str(p) for p in paths)}")
+        seen.add(c.id)
+    return cases
 
 
 def _summary(scored: dict[str, Any]) -> dict[str, Any]:

@@ -153,7 +153,7 @@ class Answerer:
         """The claim checker for the run: rules and claim model, judged by the model when it can be."""
         s = self.settings
         note = NO_JUDGE_NOTE if s.judge else JUDGE_OFF_NOTE
-        return Verifier(self.claim_model, self.retriever.embedder, self.judge(run), s.support_threshold, note,
+        return Verifier(self.claim_model, self.judge(run), s.support_threshold, note,
                         self.retriever.index.aliases().with_all_names, self.judge_answers, s.claim_threshold,
                         s.min_answerable)
 

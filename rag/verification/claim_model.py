@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rag.verification.rules import RuleCheck
 
@@ -21,6 +21,7 @@ RULE_FEATURES = ("coverage", "novel_coverage", "question_coverage", "negation_mi
 # With a judge, only the risk flags join its probability. Coverage is left out on purpose: the claims set's
 # unsupported cases are written to look lexically supported, so a fit there learns that coverage means
 # "unsupported" (negative weights), which real answers, mostly copied from their passage, would pay for.
+FitPart = Literal["both", "with-judge", "rules-only"]  # which of the two models a fit replaces
 JUDGED_FEATURES = (JUDGE_FEATURE, "negation_mismatch", "comparative_added", "names_missing", "adds_nothing")
 
 
