@@ -101,6 +101,20 @@ def test_a_replayed_run_is_a_report_of_its_own(tmp_path: Path, eval_set: EvalSet
     assert "q1" in compare(stored, loaded)  # the flip is listed
 
 
+def test_a_replay_without_the_judge_verifies_by_the_rules_alone(tmp_path: Path, eval_set: EvalSet, embedder: Embedder) -> None:
+    """``RAG_JUDGE=false``: the stored drafts are checked as a backend without yes/no probabilities would check them.
+    The judge is never asked, the replayed run says so, and no claim threshold can be chosen from it."""
+    judge = ScriptedJudge(0.01)  # would drop the draft, if it were asked
+    settings = Settings(data_dir=tmp_path / "data", min_confidence=0.0, judge=False)
+    (run,) = replay(settings, eval_set, _stored(abstained=True), [0.5501], generator=judge, embedder=embedder)
+    assert judge.checks == [] and judge.prompts == []
+    assert run.rows[0]["scores"]["correct"] and "Pellow" in run.rows[0]["answer"], run.rows[0]["notes"]
+    assert "checked by rules only (RAG_JUDGE is off)" in run.rows[0]["notes"]
+    assert run.config["judge"] is False
+    with pytest.raises(RagError, match="applies only with the judge"):
+        write_threshold(0.5501, [run], tmp_path / "claims.json")
+
+
 def _run(name: str, threshold: float, net: int, split: str = "dev") -> ReplayRun:
     return ReplayRun(name, threshold, [{"id": "q", "split": split}], {}, net)
 

@@ -5,7 +5,8 @@ prompt, while the claim threshold changes only what verification does with the d
 run stored, re-verified by the real judge at each candidate threshold, show what each would have answered, in
 minutes instead of one full eval per candidate. The judge's answers are memoised across candidates (the same check
 gets the same answer). A replay at the threshold the run used must reproduce its stored outcomes: ``agree`` says how
-closely it did, and a replay that does not agree is not evidence.
+closely it did, and a replay that does not agree is not evidence. With ``RAG_JUDGE=false`` the drafts are re-verified
+by the rules alone (what a backend without yes/no probabilities gets); the claim threshold then does not apply.
 
 The threshold is chosen on the +1/0/-1 net of dev questions pooled over the runs (ties: the higher threshold, the
 stricter check), the product's own measure, rather than on F1 over the claims set: that set is adversarial by
@@ -40,8 +41,8 @@ class ReplayGenerator:
     """A real generator whose drafts are replaced by stored ones: ``stream`` yields ``draft``; judging (and anything
     else) goes to the real model, with each check asked once per replay."""
 
-    def __init__(self, real: Generator) -> None:
-        if judge_of(real) is None:
+    def __init__(self, real: Generator, judging: bool = True) -> None:
+        if judging and judge_of(real) is None:
             raise RagError(f"replaying needs a generator that can judge; {real.name!r} cannot")
         self.real = real
         self.draft = ""
@@ -98,12 +99,12 @@ def replay(settings: Settings, eval_set: EvalSet, report: dict[str, Any], thresh
     if not stored:
         raise RagError(f"run {report.get('name')!r} has no stored drafts (only in-process runs store them)")
     gold = [q for q in load_gold(eval_set.gold) if q.id in stored]
-    base = eval_settings(settings, eval_set, judge=True)
+    base = eval_settings(settings, eval_set)  # RAG_JUDGE=false: the drafts re-verified by the rules alone
     config = report.get("config", {})
     backend = config.get("backend") if config.get("backend") not in (None, "-", "remote") else base.llm_backend
     components = Components(base, embedder=embedder, generators={backend: generator} if generator else None)
     prepare_collection(components, eval_set, progress)
-    replaying = ReplayGenerator(components.generators.get(backend))
+    replaying = ReplayGenerator(components.generators.get(backend), base.judge)
     out = []
     for t in thresholds:
         parts = Components(base.model_copy(update={"claim_threshold": t}), embedder=components.embedder,
@@ -115,7 +116,8 @@ def replay(settings: Settings, eval_set: EvalSet, report: dict[str, Any], thresh
             rows.append(answer_row(q, ask(q.question, q.filter) if q.filter else ask(q.question)))
         flips = [f"{r['id']}: {outcome(stored[r['id']]):+d} -> {outcome(r):+d}" for r in rows
                  if outcome(r) != outcome(stored[r["id"]])]
-        replayed = {**config, "claim_threshold": t, "min_confidence": base.min_confidence, "replay_of": report.get("name")}
+        replayed = {**config, "claim_threshold": t, "min_confidence": base.min_confidence, "replay_of": report.get("name"),
+                    **({} if base.judge else {"judge": False})}
         out.append(ReplayRun(str(report.get("name")), t, rows, summarize(rows), sum(outcome(r) for r in rows), flips, replayed))
     return out
 
@@ -158,6 +160,9 @@ def replay_markdown(runs: Sequence[ReplayRun], chosen: float, pooled: dict[float
 def write_threshold(chosen: float, runs: Sequence[ReplayRun], path: Path = MODEL_FILE) -> Path:
     """Ship ``chosen`` as the claim model's threshold with a judge, with the rule that chose it. Dev rows only: a
     threshold chosen on test questions would make the test numbers a tuning result."""
+    unjudged = sorted({r.run for r in runs if r.config.get("judge") is False})
+    if unjudged:
+        raise RagError(f"a claim threshold applies only with the judge; these runs were replayed without it: {', '.join(unjudged)}")
     not_dev = sorted({r.run for r in runs for row in r.rows if row.get("split") != "dev"})
     if not_dev:
         raise RagError(f"a threshold is chosen on dev questions only; these runs hold other rows: {', '.join(not_dev)}")
