@@ -172,8 +172,8 @@ def fit(cases: list[ClaimCase], x: list[dict[str, float]], path: Path, source: P
                   "fit_data_sha256": data_hash(cases), "threshold_rule": f"best F{RECALL_WEIGHT:g} on dev"}
     if part == "rules-only":  # the judged part keeps its own provenance at the top level
         fitted.meta["rules_only_fit"] = provenance
-    else:
-        fitted.meta = {k: v for k, v in fitted.meta.items() if part == "with-judge" or k != "rules_only_fit"} | provenance
+    else:  # "both" starts from an empty meta; "with-judge" keeps the rules-only part's provenance
+        fitted.meta |= provenance
     fitted.save(path)
     return fitted
 

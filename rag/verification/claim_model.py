@@ -15,13 +15,13 @@ from typing import Any, Literal
 from rag.verification.rules import RuleCheck
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "claims.json"
+FitPart = Literal["both", "with-judge", "rules-only"]  # which of the two models a fit replaces
 JUDGE_FEATURE = "judge_logit"
 RULE_FEATURES = ("coverage", "novel_coverage", "question_coverage", "negation_mismatch", "comparative_added",
                  "names_missing", "adds_nothing")
 # With a judge, only the risk flags join its probability. Coverage is left out on purpose: the claims set's
 # unsupported cases are written to look lexically supported, so a fit there learns that coverage means
 # "unsupported" (negative weights), which real answers, mostly copied from their passage, would pay for.
-FitPart = Literal["both", "with-judge", "rules-only"]  # which of the two models a fit replaces
 JUDGED_FEATURES = (JUDGE_FEATURE, "negation_mismatch", "comparative_added", "names_missing", "adds_nothing")
 
 
