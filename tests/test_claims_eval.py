@@ -63,7 +63,7 @@ def test_claims_files_with_a_shared_id_are_an_error(tmp_path: Path, monkeypatch:
     b = _write(tmp_path / "b.jsonl", [_case(1, "Nangarhar has led ISIS-K since 2020 [1].", False)])
     res = invoke(["eval", "--claims", "--claims-file", str(a), "--claims-file", str(b), "--backend", "extractive",
                   "--reports", str(tmp_path / "r")], tmp_path / "data", monkeypatch)
-    assert res.exit_code == 1 and "claim id 'd0001' is in more than one of" in res.stderr, res.output
+    assert res.exit_code == 1 and f"{b}:1: duplicate id 'd0001' (first at {a}:1)" in res.stderr, res.output
     assert not (tmp_path / "r").exists()
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from rag.components import Components
 from rag.embedding import Embedder
+from rag.errors import RagError
 from rag.evaluation.answer_eval import AnswerRecord, in_process_asker, run_answers, score_question, summarize
 from rag.evaluation.config import check_gate, load_config
 from rag.evaluation.gold import GoldQuestion, load_gold
@@ -187,6 +188,20 @@ def test_bad_eval_inputs_are_clear(tmp_path: Path) -> None:
     assert res.returncode == 1 and "bad.jsonl:1: invalid gold row (" in res.stderr and "Traceback" not in res.stderr
     missing = run_cli(["eval", "--compare", "a", "b", "--reports", str(tmp_path)], tmp_path)
     assert missing.returncode == 1 and "no eval report" in missing.stderr
+
+
+def test_a_gold_file_names_a_repeated_id_at_both_lines_and_refuses_an_empty_file(tmp_path: Path) -> None:
+    """Gold and claims files share one reader: a repeated id names both places, an empty file is an error (it used
+    to load as a set of no questions)."""
+    row = '{"id": "g1", "question": "Who?", "answers": ["A"], "evidence": [{"doc_id": "d", "quote": "A"}], "type": "factoid", "answerable": true, "split": "dev"}'
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text(row + "\n\n" + row + "\n")
+    with pytest.raises(RagError, match=rf"twice.jsonl:3: duplicate id 'g1' \(first at .*twice.jsonl:1\)"):
+        load_gold(twice)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(RagError, match="no gold rows in .*empty.jsonl"):
+        load_gold(empty)
 
 
 def test_sample_is_stratified_and_deterministic() -> None:

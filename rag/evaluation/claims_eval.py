@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from rag.errors import RagError
-from rag.evaluation.gold import read_jsonl
+from rag.evaluation.gold import read_unique
 from rag.evaluation.metrics import auroc, mean
 from rag.verification.claim_model import JUDGE_FEATURE, JUDGED_FEATURES, RULE_FEATURES, ClaimModel, FitPart, Logistic, features
 from rag.verification.claims import split_claims
@@ -54,10 +54,7 @@ class ClaimCase(BaseModel):
 
 def load_claims(path: Path = CLAIMS_GOLD) -> list[ClaimCase]:
     """Read and validate a labelled claims JSONL file; errors name the line."""
-    cases = [case for _, case in read_jsonl(path, ClaimCase, "labelled claim")]
-    if not cases:
-        raise RagError(f"no labelled claims in {path}")
-    return cases
+    return load_many([path])
 
 
 class CachedJudge:
@@ -239,13 +236,7 @@ def run_claims(judge_factory: Callable[[], Judge | None], path: Path | Sequence[
 
 def load_many(paths: Sequence[Path]) -> list[ClaimCase]:
     """The cases of several claims files, whose ids must not collide (a fit's data hash names each case once)."""
-    cases = [c for p in paths for c in load_claims(p)]
-    seen: set[str] = set()
-    for c in cases:
-        if c.id in seen:
-            raise RagError(f"claim id {c.id!r} is in more than one of {', '.join(str(p) for p in paths)}")
-        seen.add(c.id)
-    return cases
+    return read_unique(paths, ClaimCase, "labelled claim")
 
 
 def _summary(scored: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -78,13 +79,25 @@ class GoldQuestion(BaseModel):
 
 def load_gold(path: Path) -> list[GoldQuestion]:
     """Read and validate a gold JSONL file; errors name the line."""
-    rows: list[GoldQuestion] = []
-    seen: set[str] = set()
-    for number, row in read_jsonl(path, GoldQuestion, "gold row"):
-        if row.id in seen:
-            raise RagError(f"{path}:{number}: duplicate id {row.id!r}")
-        seen.add(row.id)
-        rows.append(row)
+    return read_unique([path], GoldQuestion, "gold row")
+
+
+def read_unique(paths: Sequence[Path], model: type[Row], what: str) -> list[Row]:
+    """The rows of one or more JSONL files (see ``read_jsonl``), whose ``id`` must be unique across all of them:
+    reports, flips and a fit's data hash name each row by its id. A repeat is one error naming both places, and so
+    is a file with no rows (a set that measures nothing)."""
+    rows: list[Row] = []
+    first: dict[str, str] = {}
+    for path in paths:
+        numbered = read_jsonl(path, model, what)
+        if not numbered:
+            raise RagError(f"no {what}s in {path}")
+        for number, row in numbered:
+            row_id = str(getattr(row, "id"))
+            if row_id in first:
+                raise RagError(f"{path}:{number}: duplicate id {row_id!r} (first at {first[row_id]})")
+            first[row_id] = f"{path}:{number}"
+            rows.append(row)
     return rows
 
 
