@@ -80,6 +80,26 @@ def test_answer_scoring_and_summary() -> None:
     summary = summarize(rows)
     assert summary["accuracy"] == 1.0 and summary["abstention_precision"] == 1.0 and summary["abstention_recall"] == 1.0
     assert summary["citation_validity"] == 0.5 and summary["total_p50_ms"] == 20
+    assert "draft_accuracy" not in summary  # no drafts (a remote run): no claim about the generator
+
+
+def test_the_summary_separates_the_generators_misses_from_verifications() -> None:
+    """Accuracy alone could not say whether a miss was the model's draft or verification withholding a right one,
+    nor whether a bad citation backed an answer or a low-confidence abstention's closest passage."""
+    q1 = load_gold(ROOT / "eval" / "gold" / "seeds.jsonl")[0]
+    good = [{"n": 1, "quote": "Since 2020, it has been led by the Iraqi Shahab al-Muhajir."}]
+    kept = AnswerRecord("Shahab al-Muhajir leads it [1].", False, good, draft="Shahab al-Muhajir leads it [1].")
+    withheld = AnswerRecord("I don't know: the documents do not contain the answer.", True, [],
+                            draft="Since 2020 the group is led by Shahab al-Muhajir [1].")
+    wrong = AnswerRecord("The documents may not answer this; closest passage: The toll was 38. [1].", True,
+                         [{"n": 1, "quote": "The toll was 38."}], draft="Nangarhar elders lead it [1].")
+    scored = [score_question(q1, r) for r in (kept, withheld, wrong)]
+    assert [s["draft_correct"] for s in scored] == [True, True, False]
+    summary = summarize([{"answerable": True, "scores": s, "timings": {}} for s in scored])
+    assert summary["accuracy"] == pytest.approx(1 / 3)
+    assert summary["draft_accuracy"] == pytest.approx(2 / 3) and summary["right_drafts_kept"] == 0.5
+    assert summary["citation_precision"] == 0.5
+    assert summary["citation_precision[answers]"] == 1.0 and summary["citation_precision[closest_passage]"] == 0.0
 
 
 def test_a_conflict_is_right_only_with_every_side_cited_to_its_own_source() -> None:

@@ -45,6 +45,9 @@ def score_question(q: GoldQuestion, rec: AnswerRecord) -> dict[str, Any]:
     correct = bool(q.answerable and not rec.abstained and contains_alias(text, q.answers))
     if q.sides:  # a disagreement: right only when every side is stated and cited to one of its documents
         correct = correct and all(side_cited(side.answers, side.doc_ids, rec) for side in q.sides)
+    # The generator's own answer, before verification: whether it holds a gold alias. It separates what the model
+    # got wrong from what verification withheld (None when the draft is unknown: remote runs, or unanswerable).
+    draft_correct = contains_alias(strip_citations(rec.draft), q.answers) if q.answerable and rec.draft is not None else None
     return {
         "correct": correct,
         "exact_match": bool(q.answerable and exact_match(text, q.answers)),
@@ -52,6 +55,7 @@ def score_question(q: GoldQuestion, rec: AnswerRecord) -> dict[str, Any]:
         "abstained": rec.abstained,
         "citation_valid": valid,
         "citation_precision": mean([float(p) for p in precise]) if precise else None,
+        "draft_correct": draft_correct,
     }
 
 
@@ -108,6 +112,18 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     out["citation_validity"] = mean([float(s["citation_valid"]) for s in with_citations]) if with_citations else 1.0
     precisions = [s["citation_precision"] for r, s in zip(rows, scores, strict=True) if r["answerable"] and s["citation_precision"] is not None]
     out["citation_precision"] = mean(precisions) if precisions else 0.0
+    # The same split by what the citation backs: an answer's claims, or the closest passage a low-confidence
+    # abstention shows (it says the passage may not answer, so a miss there misleads less than an answer's).
+    for part, abstained in (("answers", False), ("closest_passage", True)):
+        chosen = [s["citation_precision"] for r, s in zip(rows, scores, strict=True)
+                  if r["answerable"] and s["citation_precision"] is not None and bool(s["abstained"]) is abstained]
+        if chosen:
+            out[f"citation_precision[{part}]"] = mean(chosen)
+    drafted = [r for r in answerable if r["scores"].get("draft_correct") is not None]
+    if drafted:  # in-process runs: how far the generator's drafts reach, and how much of that verification keeps
+        right_drafts = [r for r in drafted if r["scores"]["draft_correct"]]
+        out["draft_accuracy"] = mean([float(r["scores"]["draft_correct"]) for r in drafted])
+        out["right_drafts_kept"] = mean([float(r["scores"]["correct"]) for r in right_drafts]) if right_drafts else 0.0
     kinds = sorted({r.get("unanswerable_kind") or "unspecified" for r in rows if not r["answerable"]})
     for kind in kinds:
         chosen = [r for r in rows if not r["answerable"] and (r.get("unanswerable_kind") or "unspecified") == kind]
