@@ -110,13 +110,14 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     out["abstention_precision"], out["abstention_recall"] = p, rcl
     with_citations = [s for s in scores if not s["abstained"]]
     out["citation_validity"] = mean([float(s["citation_valid"]) for s in with_citations]) if with_citations else 1.0
-    precisions = [s["citation_precision"] for r, s in zip(rows, scores, strict=True) if r["answerable"] and s["citation_precision"] is not None]
-    out["citation_precision"] = mean(precisions) if precisions else 0.0
+    # (abstained, precision) of each answerable question with citations
+    cited = [(bool(s["abstained"]), s["citation_precision"]) for r, s in zip(rows, scores, strict=True)
+             if r["answerable"] and s["citation_precision"] is not None]
+    out["citation_precision"] = mean([p for _, p in cited]) if cited else 0.0
     # The same split by what the citation backs: an answer's claims, or the closest passage a low-confidence
     # abstention shows (it says the passage may not answer, so a miss there misleads less than an answer's).
     for part, abstained in (("answers", False), ("closest_passage", True)):
-        chosen = [s["citation_precision"] for r, s in zip(rows, scores, strict=True)
-                  if r["answerable"] and s["citation_precision"] is not None and bool(s["abstained"]) is abstained]
+        chosen = [p for a, p in cited if a is abstained]
         if chosen:
             out[f"citation_precision[{part}]"] = mean(chosen)
     drafted = [r for r in answerable if r["scores"].get("draft_correct") is not None]
